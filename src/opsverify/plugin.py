@@ -1,0 +1,1 @@
+"""opsverify pytest plugin (placeholder while the engine is written)."""
