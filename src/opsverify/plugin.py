@@ -1,1 +1,326 @@
-"""opsverify pytest plugin (placeholder while the engine is written)."""
+"""The opsverify pytest plugin: every hook in one place.
+
+Flow: profile (configure) → parametrization (generate_tests) → selection and labels
+(collection) → per-check reports with metadata (makereport) → results in the controller
+(logreport) → score, gate and run folder (sessionfinish) → terminal table.
+With pytest-xdist the workers only collect and run; everything that sums up happens in the
+controller, from the metadata each report carries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsverify import profile as profiles
+from opsverify.check import NOT_APPLICABLE, Cadence, CheckMeta, meta_of
+from opsverify.evidence import REDACTOR, Evidence, safe_name
+from opsverify.report.terminal import Progress
+from opsverify.result import CheckResult, Status
+from opsverify.run import Run
+
+_PROPERTY = "opsverify"
+_EVIDENCE = "opsverify_evidence"
+_UNREACHABLE = "opsverify_unreachable"
+_WORKER_KEY = "opsverify_run_dir"
+_RUN = pytest.StashKey[Run]()
+_PROFILE = pytest.StashKey[profiles.Profile]()
+_SEEN_IDS = pytest.StashKey[dict[str, str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opsverify", "operational readiness checks")
+    group.addoption("--env", dest="opsverify_env", help="environment profile name or YAML path")
+    group.addoption(
+        "--cadence",
+        dest="opsverify_cadence",
+        choices=[str(c) for c in Cadence],
+        help="run only the checks scheduled for this cadence",
+    )
+    group.addoption(
+        "--run-dir", dest="opsverify_run_dir", help="run folder (default reports/<env>/<run-id>)"
+    )
+    group.addoption(
+        "--min-score", dest="opsverify_min_score", type=float, help="override the gate's minimum"
+    )
+    group.addoption(
+        "--opsverify-progress",
+        dest="opsverify_progress",
+        action="store_true",
+        help="one live progress line instead of pytest's per-test output (used by the CLI)",
+    )
+
+
+def _unreachable(exc: BaseException) -> bool:
+    import httpx
+
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False  # reached the target; its certificate is the problem
+    return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError | socket.gaierror)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    env = config.getoption("opsverify_env")
+    if not env:
+        return
+    path = profiles.resolve_path(env, config.rootpath)
+    try:
+        profile = profiles.load(path)
+    except profiles.ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    for ref in profile.secret_refs():
+        # Unresolvable now means unresolvable at use: that check fails, and nothing leaks.
+        with contextlib.suppress(profiles.ProfileError):
+            REDACTOR.add(ref.resolve())
+    config.stash[_PROFILE] = profile
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        run_dir = Path(worker[_WORKER_KEY])
+    else:
+        run_dir = Run.new_dir(config.rootpath, profile, config.getoption("opsverify_run_dir"))
+    run = Run(
+        directory=run_dir,
+        profile=profile,
+        cadence=config.getoption("opsverify_cadence"),
+        min_score=config.getoption("opsverify_min_score") or profile.gate.min_score,
+    )
+    config.stash[_RUN] = run
+    if config.option.collectonly:
+        return  # listing checks leaves no run folder behind
+    # Our outputs go to the run folder unless the user pointed them elsewhere.
+    if not config.option.allure_report_dir:
+        config.option.allure_report_dir = str(run.allure_results)
+    if worker is None and not config.option.xmlpath:
+        config.option.xmlpath = str(run.junit_xml)
+    if worker is None:
+        controller = Controller(run, progress=config.getoption("opsverify_progress"))
+        config.pluginmanager.register(controller, "opsverify-controller")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: workers must write evidence into the controller's run folder."""
+    run = node.config.stash.get(_RUN, None)
+    if run is not None:
+        node.workerinput[_WORKER_KEY] = str(run.directory)
+
+
+@pytest.fixture(scope="session")
+def profile(pytestconfig: pytest.Config) -> profiles.Profile:
+    """The selected environment profile."""
+    found = pytestconfig.stash.get(_PROFILE, None)
+    if found is None:
+        raise pytest.UsageError("checks need an environment profile: pass --env NAME")
+    return found
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Evidence:
+    """Attach what the check saw; redacted, kept in Allure and in the run's evidence folder."""
+    run = pytestconfig.stash[_RUN]
+    meta = meta_of(request.function)
+    parameter = _parameter_id(request.node)
+    folder = run.evidence / (meta.id if meta else safe_name(request.node.name))
+    if parameter:
+        folder = folder / safe_name(parameter)
+    collected = Evidence(directory=folder, root=run.directory)
+    # The same list object travels on every later report of this item.
+    request.node.user_properties.append((_EVIDENCE, collected.files))
+    return collected
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if meta_of(metafunc.function) is None:
+        return
+    profile = metafunc.config.stash.get(_PROFILE, None)
+    if profile is None:
+        return  # collection_modifyitems stops the run with a usage error
+    for name in metafunc.fixturenames:
+        if name not in profiles.SUBJECTS:
+            continue
+        subjects, reason = profiles.subjects(profile, name)
+        if subjects:
+            metafunc.parametrize(name, [v for _, v in subjects], ids=[i for i, _ in subjects])
+        else:
+            skip = pytest.mark.skip(reason=NOT_APPLICABLE + reason)
+            metafunc.parametrize(name, [pytest.param(None, marks=skip)], ids=["n/a"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    meta = meta_of(obj)
+    if meta is not None:
+        seen: dict[str, str] = collector.config.stash.setdefault(_SEEN_IDS, {})
+        where = f"{collector.nodeid}::{name}"
+        if seen.setdefault(meta.id, where) != where:
+            raise collector.CollectError(
+                f"duplicate check id {meta.id}: {where} and {seen[meta.id]} (ids must be unique)"
+            )
+    return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m: they may select by check id
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    checks = [item for item in items if meta_of(getattr(item, "function", None))]
+    if checks and _PROFILE not in config.stash:
+        raise pytest.UsageError("checks need an environment profile: pass --env NAME")
+    cadence = config.getoption("opsverify_cadence")
+    if cadence:
+        deselected = [i for i in checks if cadence not in meta_of(i.function).cadences]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [i for i in items if i not in set(deselected)]
+    for item in items:
+        meta = meta_of(getattr(item, "function", None))
+        if meta is None:
+            continue
+        item.extra_keyword_matches.add(meta.id)
+        item.user_properties.append((_PROPERTY, json.dumps(meta.to_dict())))
+        for marker in _allure_markers(meta):
+            item.add_marker(marker)
+
+
+_ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor"}
+
+
+def _allure_markers(meta: Any) -> list[pytest.MarkDecorator]:
+    label = pytest.mark.allure_label
+    markers = [
+        label(str(meta.category), label_type="epic"),
+        label(meta.title, label_type="feature"),
+        label(meta.id, label_type="story"),
+        label(_ALLURE_SEVERITY[meta.severity], label_type="severity"),
+        label(meta.id, label_type="as_id"),
+        label(*meta.controls, *(f"cadence:{c}" for c in meta.cadences), label_type="tag"),
+    ]
+    if meta.runbook:
+        markers.append(pytest.mark.allure_link(meta.runbook, link_type="link", name="runbook"))
+    return markers
+
+
+def _parameter_id(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.id if callspec is not None else None
+
+
+def _redact_exception(exc: BaseException | None) -> None:
+    """Mask secrets in an exception chain before pytest, JUnit or Allure render it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.args = tuple(REDACTOR.text(a) if isinstance(a, str) else a for a in exc.args)
+        exc = exc.__cause__ or exc.__context__
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    if call.excinfo is not None:
+        _redact_exception(call.excinfo.value)
+    report = yield
+    report.sections = [(title, REDACTOR.text(body)) for title, body in report.sections]
+    if call.excinfo is not None and meta_of(getattr(item, "function", None)):
+        report.user_properties.append((_UNREACHABLE, _unreachable(call.excinfo.value)))
+    return report
+
+
+class Controller:
+    """Registered in the controller process only: folds reports into results, then finishes.
+
+    With xdist, workers run the checks and this object sees every report they send back.
+    """
+
+    def __init__(self, run: Run, progress: bool) -> None:
+        self.run = run
+        self.progress = Progress() if progress else None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.progress:
+            self.progress.start(len(session.items))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.progress:
+            self.progress.start(len(ids))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        # The CLI hides pytest's tracebacks: a suite that cannot load must still say why.
+        if report.failed:
+            self.run.notes.append(f"collection error in {report.nodeid}: {_message(report)}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        if _PROPERTY not in props:
+            return
+        result = self.run.results.get(report.nodeid)
+        if result is None:
+            meta = CheckMeta.from_dict(json.loads(props[_PROPERTY]))
+            parameter = report.nodeid.rpartition("[")[2][:-1] if "[" in report.nodeid else None
+            result = CheckResult(meta, report.nodeid, parameter, Status.passed)
+            self.run.results[report.nodeid] = result
+        result.duration += report.duration
+        result.evidence = list(props.get(_EVIDENCE, result.evidence))
+        if report.skipped:
+            result.status = Status.not_applicable
+            result.message = _message(report).removeprefix(NOT_APPLICABLE)
+        elif report.failed and (report.when == "call" or result.status is Status.passed):
+            # An unreachable target fails the check, in whichever phase it was found out.
+            result.unreachable = bool(props.get(_UNREACHABLE))
+            failed = report.when == "call" or result.unreachable
+            result.status = Status.failed if failed else Status.error
+            prefix = "" if failed else f"{report.when} error: "
+            result.message = prefix + _message(report)
+        if report.when == "teardown" and self.progress:
+            self.progress.advance(result)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Score, gate and run folder; trylast so JUnit's file exists for the manifest."""
+        if self.progress:
+            self.progress.stop()
+        stopped = {
+            pytest.ExitCode.OK: None,
+            pytest.ExitCode.TESTS_FAILED: None,
+            pytest.ExitCode.NO_TESTS_COLLECTED: "no check was selected",
+        }.get(exitstatus, f"the run stopped early (pytest exit code {int(exitstatus)})")
+        self.run.finish(stopped=stopped)
+        if stopped is None:
+            passed = self.run.verdict.passed
+            session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self) -> None:
+        from opsverify.report import terminal
+
+        terminal.print_summary(self.run)
+
+
+def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = report.longreprtext or ""
+    # The last block of exception lines ("E   ...") says more than the whole traceback.
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.startswith("E "):
+            blocks[-1].append(line[1:].strip())
+        elif blocks[-1]:
+            blocks.append([])
+    last = next((b for b in reversed(blocks) if b), None)
+    return REDACTOR.text(" ".join(last)[:2000] if last else text.strip()[-2000:])
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """In progress mode our live line replaces pytest's per-test letters."""
+    if not config.getoption("opsverify_progress"):
+        return None
+    if report.when == "call":
+        return report.outcome, "", ""
+    if report.skipped:
+        return "skipped", "", ""
+    return ("error" if report.failed else ""), "", ""

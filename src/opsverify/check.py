@@ -1,0 +1,132 @@
+"""Check metadata: the ``@check`` decorator that turns a pytest function into a readiness check.
+
+A check is identified by a stable id (``TLS-002``), scored by its severity, selected by its
+cadences and mapped to compliance controls. The metadata rides on the function and is copied
+onto every pytest report, so the controller process can score a run collected by xdist
+workers it never saw.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ATTRIBUTE = "__opsverify_check__"
+NOT_APPLICABLE = "not applicable: "
+
+
+class Severity(StrEnum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class Cadence(StrEnum):
+    predeploy = "predeploy"
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
+    quarterly = "quarterly"
+
+
+class Category(StrEnum):
+    infrastructure = "infrastructure"
+    application = "application"
+    monitoring = "monitoring"
+    security = "security"
+    documentation = "documentation"
+    incident = "incident"
+    slo = "slo"
+    backup = "backup"
+    dr = "dr"
+    load = "load"
+    chaos = "chaos"
+
+
+_ID = re.compile(r"^[A-Z]{2,5}-\d{3}$")
+_CONTROL = re.compile(r"^(SOC2|ISO27001):[A-Z0-9.\-]+$")
+
+
+@dataclass(frozen=True)
+class CheckMeta:
+    id: str
+    title: str
+    category: Category
+    severity: Severity
+    cadences: tuple[Cadence, ...]
+    controls: tuple[str, ...]
+    runbook: str
+    destructive: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cadences"] = list(self.cadences)
+        data["controls"] = list(self.controls)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckMeta:
+        return cls(
+            id=data["id"],
+            title=data["title"],
+            category=Category(data["category"]),
+            severity=Severity(data["severity"]),
+            cadences=tuple(Cadence(c) for c in data["cadences"]),
+            controls=tuple(data["controls"]),
+            runbook=data["runbook"],
+            destructive=data.get("destructive", False),
+        )
+
+
+def check(
+    id: str,
+    title: str,
+    *,
+    category: Category | str,
+    severity: Severity | str,
+    cadences: Iterable[Cadence | str],
+    controls: Iterable[str],
+    runbook: str,
+    destructive: bool = False,
+) -> Callable[[F], F]:
+    """Declare a function a readiness check. Bad metadata fails at import, i.e. collection."""
+    if not _ID.match(id):
+        raise ValueError(f"check id {id!r}: expected letters, a dash and 3 digits, e.g. TLS-001")
+    bad = [c for c in controls if not _CONTROL.match(c)]
+    if bad:
+        raise ValueError(f"check {id}: controls {bad} must look like SOC2:CC7.2 or ISO27001:A.8.13")
+    meta = CheckMeta(
+        id=id,
+        title=title,
+        category=Category(category),
+        severity=Severity(severity),
+        cadences=tuple(Cadence(c) for c in cadences),
+        controls=tuple(controls),
+        runbook=runbook,
+        destructive=destructive,
+    )
+    if not meta.cadences:
+        raise ValueError(f"check {id}: at least one cadence is required")
+
+    def decorate(func: F) -> F:
+        setattr(func, ATTRIBUTE, meta)
+        return func
+
+    return decorate
+
+
+def meta_of(obj: Any) -> CheckMeta | None:
+    return getattr(obj, ATTRIBUTE, None)
+
+
+def not_applicable(reason: str) -> None:
+    """Skip the running check as not applicable: it leaves the score unchanged."""
+    import pytest  # kept out of module scope: the CLI imports this module and must start fast
+
+    pytest.skip(NOT_APPLICABLE + reason)

@@ -1,0 +1,174 @@
+"""The ``opsverify`` command: run, list, gate, sandbox.
+
+Exit codes are pytest's, so CI tooling reads them naturally: 0 gate passed, 1 gate failed,
+2 interrupted, 3 internal error, 4 usage or configuration error, 5 nothing selected.
+Heavy modules (pytest, the plugin, the sandbox) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Operational readiness checks: run a handbook against an environment.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(help="The local reference system on 127.0.0.1.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+USAGE_ERROR = 4
+SUITES = ("checks", "drills", "load", "chaos")
+
+EnvOption = Annotated[str, typer.Option("--env", "-e", help="profile name or YAML path")]
+CadenceOption = Annotated[
+    str | None,
+    typer.Option(help="predeploy, daily, weekly, monthly or quarterly"),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    return typer.Exit(USAGE_ERROR)
+
+
+def _suites(root: Path) -> list[str]:
+    found = [str(root / name) for name in SUITES if (root / name).is_dir()]
+    if not found:
+        raise _fail(f"no check suite ({', '.join(SUITES)}) under {root}")
+    return found
+
+
+def _pytest_args(env: str, cadence: str | None) -> list[str]:
+    # The CLI imports opsverify before pytest starts; that warning is noise, not a problem.
+    args = [
+        "--env",
+        env,
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+    ]
+    return args + (["--cadence", cadence] if cadence else [])
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run(
+    ctx: typer.Context,
+    env: EnvOption,
+    cadence: CadenceOption = None,
+    min_score: Annotated[float | None, typer.Option(help="override the gate's minimum")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="run folder (default reports/…)")] = None,
+) -> None:
+    """Run the checks against ENV; extra arguments go to pytest (-k, -n 2, --maxfail …)."""
+    import pytest
+
+    root = Path.cwd()
+    args = _suites(root) + _pytest_args(env, cadence)
+    args += ["--opsverify-progress", "-q", "--no-header", "--tb=no", "-rN"]
+    if min_score is not None:
+        args += ["--min-score", str(min_score)]
+    if run_dir is not None:
+        args += ["--run-dir", str(run_dir)]
+    raise typer.Exit(int(pytest.main(args + list(ctx.args))))
+
+
+@app.command("list")
+def list_checks(env: EnvOption, cadence: CadenceOption = None) -> None:
+    """Print the checks a run would select, with their parameters."""
+    import pytest
+
+    from opsverify.report.terminal import print_selection
+
+    collected: list[pytest.Item] = []
+
+    class Collect:
+        def pytest_collection_finish(self, session: pytest.Session) -> None:
+            collected.extend(session.items)
+
+    args = _suites(Path.cwd()) + _pytest_args(env, cadence) + ["--collect-only"]
+    code = pytest.main(args + ["-p", "no:terminal"], plugins=[Collect()])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        # Rerun with pytest's terminal so the user sees why collection failed.
+        raise typer.Exit(int(pytest.main(args)))
+    print_selection(collected)
+    raise typer.Exit(int(code))
+
+
+@app.command()
+def gate(
+    readiness: Annotated[Path, typer.Argument(help="a run's readiness.json")],
+    min_score: Annotated[float | None, typer.Option(help="minimum score to require")] = None,
+) -> None:
+    """Re-evaluate a stored run (score, gate, evidence hashes) for a separate CI step."""
+    from opsverify.report.replay import replay
+
+    try:
+        passed = replay(readiness, min_score)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(0 if passed else 1)
+
+
+def _sandbox_settings(env: str):  # noqa: ANN202 - pydantic model, imported lazily
+    from opsverify import profile as profiles
+
+    try:
+        loaded = profiles.load(profiles.resolve_path(env))
+    except profiles.ProfileError as exc:
+        raise _fail(str(exc)) from None
+    if loaded.sandbox is None:
+        raise _fail(f"profile {env!r} has no sandbox section: it is not a sandbox")
+    return loaded.sandbox
+
+
+@sandbox_app.command()
+def up(
+    env: EnvOption = "local",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for health")] = 180,
+) -> None:
+    """Start the sandbox (idempotent) and wait until every part is healthy."""
+    from opsverify import sandbox
+    from opsverify.report.terminal import print_components
+
+    try:
+        components = sandbox.up(_sandbox_settings(env), timeout=timeout)
+    except sandbox.SandboxError as exc:
+        typer.secho(f"sandbox: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    print_components(components)
+
+
+@sandbox_app.command()
+def down(
+    env: EnvOption = "local",
+    purge: Annotated[bool, typer.Option(help="also delete the sandbox's data")] = False,
+) -> None:
+    """Stop exactly what `up` started; keep the data unless --purge."""
+    from opsverify import sandbox
+
+    try:
+        sandbox.down(_sandbox_settings(env), purge=purge)
+    except sandbox.SandboxError as exc:
+        typer.secho(f"sandbox: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo("sandbox stopped" + (" and purged" if purge else " (data kept)"))
+
+
+@sandbox_app.command()
+def status(env: EnvOption = "local") -> None:
+    """What runs where: component, state, PID, address."""
+    from opsverify import sandbox
+    from opsverify.report.terminal import print_components
+
+    print_components(sandbox.status(_sandbox_settings(env)))
+
+
+def main() -> None:
+    app()

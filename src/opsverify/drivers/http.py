@@ -1,0 +1,66 @@
+"""HTTP driver (httpx): one request, and the exchange as evidence."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from opsverify.profile import Endpoint, Service
+
+BODY_EXCERPT = 4096
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Trust the profile's CA when it names one, the system store otherwise."""
+    if ca_file is not None and not ca_file.is_file():
+        raise FileNotFoundError(f"trusted CA file {ca_file} does not exist")
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def get(
+    url: str,
+    *,
+    timeout: float,
+    ca_file: Path | None = None,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+) -> httpx.Response:
+    with httpx.Client(verify=tls_context(ca_file), timeout=timeout) as client:
+        return client.request(method, url, headers=headers)
+
+
+def call(endpoint: Endpoint, service: Service) -> httpx.Response:
+    """Request a profile endpoint the way the profile says: method, credentials, trust."""
+    headers = {}
+    if endpoint.auth and service.auth:
+        auth = service.auth
+        headers[auth.header] = f"{auth.scheme} {auth.token.resolve()}".strip()
+    return get(
+        str(endpoint.url),
+        timeout=endpoint.timeout.total_seconds(),
+        ca_file=service.ca_file,
+        headers=headers,
+        method=endpoint.method,
+    )
+
+
+def exchange(response: httpx.Response) -> dict[str, Any]:
+    """Request and response as evidence; the evidence writer redacts credentials."""
+    request = response.request
+    return {
+        "request": {
+            "method": request.method,
+            "url": str(request.url),
+            "headers": dict(request.headers),
+        },
+        "response": {
+            "status": response.status_code,
+            "http_version": response.http_version,
+            "headers": dict(response.headers),
+            "elapsed_ms": round(response.elapsed.total_seconds() * 1000, 2),
+            "body_excerpt": response.text[:BODY_EXCERPT],
+        },
+    }

@@ -1,0 +1,39 @@
+"""Prometheus driver: its HTTP API (query, targets) and the text exposition format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from opsverify.profile import Prometheus
+
+
+def _api(prometheus: Prometheus, path: str, params: dict[str, str] | None = None) -> Any:
+    url = str(prometheus.url).rstrip("/") + path
+    response = httpx.get(url, params=params, timeout=prometheus.timeout.total_seconds())
+    response.raise_for_status()
+    body = response.json()
+    if body.get("status") != "success":
+        raise RuntimeError(f"Prometheus {path}: {body.get('errorType')}: {body.get('error')}")
+    return body["data"]
+
+
+def query(prometheus: Prometheus, promql: str) -> list[dict[str, Any]]:
+    """Instant query; the result vector as Prometheus returns it."""
+    return _api(prometheus, "/api/v1/query", {"query": promql})["result"]
+
+
+def active_targets(prometheus: Prometheus) -> list[dict[str, Any]]:
+    return _api(prometheus, "/api/v1/targets", {"state": "active"})["activeTargets"]
+
+
+def samples(exposition: str, metric: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of ``metric`` in a /metrics page: (labels, value)."""
+    return [
+        (dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == metric
+    ]

@@ -1,0 +1,91 @@
+"""Evidence: what a check saw, redacted, written to the run's evidence folder and to Allure.
+
+Redaction happens here, before a single byte is written: known secret values (every secret
+the profile resolves), credential headers and passwords embedded in URLs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MASK = "[REDACTED]"
+_MIN_SECRET_LENGTH = 3  # shorter "secrets" would mangle ordinary text and protect nothing
+
+_HEADER_LINE = re.compile(
+    r"(?im)^(\s*(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|x-auth-token)\s*[:=]\s*)\S.*$"
+)
+_HEADER_JSON = re.compile(
+    r'(?i)("(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|x-auth-token)"\s*:\s*")'
+    r'(?:[^"\\]|\\.)*(")'
+)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@\"']+:)[^\s@/\"']+(@)")
+
+
+class Redactor:
+    """Removes secrets from text and bytes. One per process, fed as secrets are resolved."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, value: str) -> None:
+        if len(value) >= _MIN_SECRET_LENGTH:
+            self._secrets.add(value)
+
+    def text(self, content: str) -> str:
+        # Longest first, so a secret containing another is masked whole.
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            content = content.replace(secret, MASK)
+        content = _HEADER_LINE.sub(lambda m: m[1] + MASK, content)
+        content = _HEADER_JSON.sub(lambda m: m[1] + MASK + m[2], content)
+        return _URL_PASSWORD.sub(lambda m: m[1] + MASK + m[2], content)
+
+    def bytes(self, content: bytes) -> bytes:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            content = content.replace(secret.encode(), MASK.encode())
+        return content
+
+    def leaks(self, content: bytes) -> bool:
+        return any(secret.encode() in content for secret in self._secrets)
+
+
+REDACTOR = Redactor()
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]+")
+
+
+def safe_name(name: str) -> str:
+    return _UNSAFE.sub("_", name).strip("_")[:80] or "_"
+
+
+@dataclass
+class Evidence:
+    """Attaches what a check saw. Obtained through the ``evidence`` fixture."""
+
+    directory: Path
+    root: Path  # the run folder; paths are recorded relative to it
+    redactor: Redactor = REDACTOR
+    files: list[str] = field(default_factory=list)
+
+    def text(self, name: str, content: str) -> Path:
+        return self._write(name, "txt", self.redactor.text(content).encode(), "text/plain")
+
+    def json(self, name: str, data: Any) -> Path:
+        body = self.redactor.text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return self._write(name, "json", body.encode(), "application/json")
+
+    def binary(self, name: str, data: bytes, *, extension: str, mime: str) -> Path:
+        return self._write(name, extension, self.redactor.bytes(data), mime)
+
+    def _write(self, name: str, extension: str, body: bytes, mime: str) -> Path:
+        import allure  # only where evidence is written; allure is inert without --alluredir
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{len(self.files) + 1:02d}-{safe_name(name)}.{extension}"
+        path.write_bytes(body)
+        self.files.append(path.relative_to(self.root).as_posix())
+        allure.attach(body, name=name, attachment_type=mime, extension=extension)
+        return path

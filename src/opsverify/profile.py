@@ -1,0 +1,363 @@
+"""Environment profiles: what every check needs to know about one target environment.
+
+A profile is YAML validated by pydantic on load. Unknown keys are errors (a typo must not
+silently switch a check off), durations are written like ``500ms``/``15m``/``4h``/``30d``,
+and secrets are only ever references (``{env: NAME}`` or ``{file: PATH}``) resolved at use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from opsverify.sandbox.settings import Settings as SandboxSettings
+
+ENVIRONMENTS_DIR = "environments"
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used: names the file, the key path and what was expected."""
+
+
+class Tier(StrEnum):
+    sandbox = "sandbox"
+    staging = "staging"
+    production = "production"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    raise ValueError("expected a duration such as 500ms, 10s, 15m, 4h or 30d")
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Model):
+    """Where a secret lives. The value itself never appears in a profile."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_only(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(
+                "expected a secret reference {env: NAME} or {file: PATH}, not an inline value"
+            )
+        if len(data) != 1 or not ({"env", "file"} & data.keys()):
+            raise ValueError("expected exactly one of {env: NAME} or {file: PATH}")
+        return data
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+    def resolve(self) -> str:
+        """The secret's value; raises ProfileError naming the reference (never the value)."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ProfileError(f"secret environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text().strip()
+        except OSError as exc:
+            raise ProfileError(f"secret file {self.file} cannot be read: {exc.strerror}") from None
+
+
+class Auth(Model):
+    header: str = "Authorization"
+    scheme: str = "Bearer"
+    token: SecretRef
+
+
+class EndpointKind(StrEnum):
+    liveness = "liveness"
+    readiness = "readiness"
+    api = "api"
+    metrics = "metrics"
+
+
+class Endpoint(Model):
+    name: str
+    url: AnyHttpUrl
+    kind: EndpointKind = EndpointKind.api
+    method: Literal["GET", "HEAD"] = "GET"
+    expect_status: int = Field(200, ge=100, le=599)
+    timeout: Duration = timedelta(seconds=5)
+    auth: bool = False  # send the service's credentials with this request
+
+
+class Service(Model):
+    name: str
+    base_url: AnyHttpUrl
+    auth: Auth | None = None
+    ca_file: Path | None = None  # trust for the service's TLS; None = system trust store
+    endpoints: list[Endpoint] = []
+
+
+class TlsEndpoint(Model):
+    name: str
+    host: str
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = None  # SNI and the name the certificate must match; default host
+    timeout: Duration = timedelta(seconds=5)
+
+
+class Tls(Model):
+    ca_file: Path | None = None
+    min_days_left: int = Field(30, ge=0)
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    endpoints: list[TlsEndpoint] = []
+
+
+class Prometheus(Model):
+    url: AnyHttpUrl
+    timeout: Duration = timedelta(seconds=10)
+    expected_jobs: list[str] = []
+
+
+class Alertmanager(Model):
+    url: AnyHttpUrl
+    timeout: Duration = timedelta(seconds=10)
+
+
+class Monitoring(Model):
+    prometheus: Prometheus | None = None
+    alertmanager: Alertmanager | None = None
+
+
+class Slo(Model):
+    availability: Percent
+    latency_p95: Duration
+    error_rate: Percent
+    throughput_rps: float = Field(gt=0)
+
+
+class Resources(Model):
+    cpu_max: Percent = 80
+    memory_max: Percent = 85
+    disk_min_free: Percent = 20
+    network_max: Percent = 80
+
+
+class Dr(Model):
+    rto: Duration
+    rpo: Duration
+
+
+class BackupType(StrEnum):
+    full = "full"
+    incremental = "incremental"
+    transaction_logs = "transaction_logs"
+    configuration = "configuration"
+
+
+class BackupScheduleEntry(Model):
+    type: BackupType
+    frequency: Duration | Literal["on_change"]
+    at: str | None = Field(None, pattern=r"^\d{2}:\d{2}$")  # time of day for daily runs
+    retention: Duration
+    verification: Duration | Literal["on_change"]
+
+
+class BackupRepository(Model):
+    name: str
+    kind: Literal["restic"] = "restic"
+    repository: str
+    password: SecretRef
+
+
+class Backup(Model):
+    repositories: list[BackupRepository] = []
+    schedule: list[BackupScheduleEntry] = []
+
+
+class Hpa(Model):
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    target_cpu: Percent
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Hpa:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
+
+
+class Kubernetes(Model):
+    namespace: str
+    deployment: str
+    manifests: Path | None = None
+    context: str | None = None
+    hpa: Hpa | None = None
+
+
+class Gate(Model):
+    min_score: float = Field(90, ge=0, le=100)
+
+
+class Profile(Model):
+    name: str
+    tier: Tier
+    description: str = ""
+    service: Service | None = None
+    tls: Tls | None = None
+    monitoring: Monitoring = Monitoring()
+    slo: Slo | None = None
+    resources: Resources | None = None
+    dr: Dr | None = None
+    backup: Backup | None = None
+    kubernetes: Kubernetes | None = None
+    gate: Gate = Gate()
+    sandbox: SandboxSettings | None = None
+
+    # Where the profile came from; relative paths inside it are relative to its folder.
+    source: Path | None = Field(None, exclude=True)
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret reference in the profile, for redaction and for resolution checks."""
+        found: list[SecretRef] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, SecretRef):
+                found.append(node)
+            elif isinstance(node, BaseModel):
+                for name in type(node).model_fields:
+                    walk(getattr(node, name))
+            elif isinstance(node, list | tuple):
+                for item in node:
+                    walk(item)
+
+        walk(self)
+        return found
+
+
+def _service_endpoints(kind: EndpointKind) -> Callable[[Profile], list[Endpoint]]:
+    return lambda p: [e for e in p.service.endpoints if e.kind == kind] if p.service else []
+
+
+# What a check may iterate, by argument name: how to find it in a profile, and what to tell
+# the user when the profile configures none of it (the check is then not applicable).
+SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
+    "liveness_endpoint": (
+        _service_endpoints(EndpointKind.liveness),
+        "no liveness endpoint configured (service.endpoints with kind: liveness)",
+    ),
+    "readiness_endpoint": (
+        _service_endpoints(EndpointKind.readiness),
+        "no readiness endpoint configured (service.endpoints with kind: readiness)",
+    ),
+    "metrics_endpoint": (
+        _service_endpoints(EndpointKind.metrics),
+        "no metrics endpoint configured (service.endpoints with kind: metrics)",
+    ),
+    "api_endpoint": (
+        _service_endpoints(EndpointKind.api),
+        "no API endpoint configured (service.endpoints with kind: api)",
+    ),
+    "tls_endpoint": (
+        lambda p: p.tls.endpoints if p.tls else [],
+        "no TLS endpoint configured (tls.endpoints)",
+    ),
+    "prometheus": (
+        lambda p: [p.monitoring.prometheus] if p.monitoring.prometheus else [],
+        "no Prometheus configured (monitoring.prometheus)",
+    ),
+}
+
+
+def subjects(profile: Profile, name: str) -> tuple[list[tuple[str, Any]], str]:
+    """(id, value) pairs a check iterates for argument ``name``, and the not-applicable reason."""
+    find, reason = SUBJECTS[name]
+    return [(getattr(v, "name", None) or name, v) for v in find(profile)], reason
+
+
+def _absolutise(data: Any, base: Path, key: str = "") -> Any:
+    """Make relative file paths absolute against the profile's folder before validation."""
+    path_keys = {"file", "ca_file", "manifests", "state_dir"}
+    if isinstance(data, dict):
+        return {k: _absolutise(v, base, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_absolutise(v, base, key) for v in data]
+    # A restic repository may also be a URL-like spec (s3:…, sftp:…): only bare paths move.
+    is_path = key in path_keys or (key == "repository" and ":" not in str(data))
+    if is_path and isinstance(data, str) and not os.path.isabs(data):
+        return str((base / data).resolve())
+    return data
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _explain(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (not part of the profile schema; check the spelling)"
+    if kind == "missing":
+        return "required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if isinstance(got, str | int | float | bool) and kind != "value_error":
+        message += f" (got {got!r})"
+    return message
+
+
+def resolve_path(env: str, root: Path | None = None) -> Path:
+    """``local`` → ``<root>/environments/local.yaml``; an existing path is used as is."""
+    candidate = Path(env)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        return candidate
+    return (root or Path.cwd()) / ENVIRONMENTS_DIR / f"{env}.yaml"
+
+
+def load(path: Path) -> Profile:
+    """Load and validate a profile; every problem becomes one ProfileError naming file and key."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: profile not found") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: expected a mapping of profile keys at the top level")
+    try:
+        profile = Profile.model_validate(_absolutise(raw, path.resolve().parent))
+    except ValidationError as exc:
+        lines = [f"{path}: {_location(e['loc'])}: {_explain(e)}" for e in exc.errors()]
+        raise ProfileError("\n".join(lines)) from None
+    return profile.model_copy(update={"source": path.resolve()})

@@ -1,0 +1,38 @@
+"""Re-evaluate a stored run: recompute score and gate from readiness.json, prove its files intact.
+
+A separate CI step can gate on an artifact produced elsewhere, with its own minimum.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opsverify import gate
+from opsverify import score as scoring
+from opsverify.report import manifest, readiness
+from opsverify.report.terminal import print_replay
+from opsverify.result import CheckResult
+
+
+def replay(path: Path, min_score: float | None) -> bool:
+    """True when the stored run passes the gate; ValueError when it cannot be trusted."""
+    data = readiness.load(path)
+    folder = path.parent
+    # A readiness.json copied out of its run folder can still be re-scored, unproven.
+    if (folder / manifest.FILENAME).exists():
+        changed = manifest.verify(folder)
+        if changed:
+            raise readiness.ReadinessError(
+                f"{folder}: files differ from manifest.json: {', '.join(changed[:10])}"
+            )
+    results = [CheckResult.from_dict(item) for item in data["checks"]]
+    score = scoring.compute(results)
+    stored = data["score"]["score"]
+    if score.value != stored:
+        raise readiness.ReadinessError(
+            f"{path}: stored score {stored} does not match its checks ({score.value})"
+        )
+    threshold = data["gate"]["min_score"] if min_score is None else min_score
+    verdict = gate.evaluate(score, results, threshold)
+    print_replay(data["run"], score, verdict)
+    return verdict.passed

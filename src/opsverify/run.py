@@ -1,0 +1,141 @@
+"""A run: one invocation against one environment, and the folder that proves it.
+
+``reports/<env>/<run-id>/`` holds allure-results, the HTML report, readiness.json,
+junit.xml, summary.md, evidence/ and manifest.json; ``reports/<env>/history/runs.jsonl``
+gets one line per finished run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opsverify import gate
+from opsverify import score as scoring
+from opsverify.profile import Profile
+from opsverify.result import CheckResult
+
+REPORTS_DIR = "reports"
+HISTORY_FILE = "history/runs.jsonl"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Run:
+    directory: Path
+    profile: Profile
+    cadence: str | None
+    min_score: float
+    started: datetime = field(default_factory=_now)
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    finished: datetime | None = None
+    interrupted: bool = False
+    score: scoring.Score | None = None
+    verdict: gate.Verdict | None = None
+    html_report: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def new_dir(root: Path, profile: Profile, override: str | None) -> Path:
+        if override:
+            return Path(override).resolve()
+        stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+        return root / REPORTS_DIR / profile.name / f"{stamp}-{secrets.token_hex(2)}"
+
+    @property
+    def id(self) -> str:
+        return self.directory.name
+
+    @property
+    def allure_results(self) -> Path:
+        return self.directory / "allure-results"
+
+    @property
+    def junit_xml(self) -> Path:
+        return self.directory / "junit.xml"
+
+    @property
+    def evidence(self) -> Path:
+        return self.directory / "evidence"
+
+    @property
+    def history(self) -> Path:
+        return self.directory.parent / HISTORY_FILE
+
+    def ordered_results(self) -> list[CheckResult]:
+        return sorted(self.results.values(), key=lambda r: (r.meta.id, r.nodeid))
+
+    def finish(self, *, stopped: str | None = None) -> None:
+        """Score, gate, write every artifact, then the manifest and the history line.
+
+        ``stopped`` says why the run did not complete; such a run never passes the gate.
+        """
+        from opsverify import report
+
+        self.finished = _now()
+        self.interrupted = stopped is not None
+        results = self.ordered_results()
+        self.score = scoring.compute(results)
+        self.verdict = gate.evaluate(self.score, results, self.min_score)
+        if stopped is not None:
+            self.verdict = gate.Verdict(False, self.min_score, (stopped,))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        report.write_all(self)
+        self._append_history()
+
+    def context(self) -> dict[str, Any]:
+        """Who ran what, where and when: the audit header of every report."""
+        return {
+            "id": self.id,
+            "environment": self.profile.name,
+            "tier": str(self.profile.tier),
+            "profile": str(self.profile.source) if self.profile.source else None,
+            "cadence": self.cadence,
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "duration_seconds": round((self.finished - self.started).total_seconds(), 3)
+            if self.finished
+            else None,
+            "interrupted": self.interrupted,
+            "operator": _operator(),
+            "host": platform.node(),
+            "opsverify_version": _version(),
+        }
+
+    def _append_history(self) -> None:
+        assert self.score is not None and self.verdict is not None
+        line = {
+            "run": self.id,
+            "started": self.started.isoformat(),
+            "cadence": self.cadence,
+            "score": self.score.value,
+            "gate": "passed" if self.verdict.passed else "failed",
+            "counts": self.score.overall.to_dict()["counts"],
+            "path": os.path.relpath(self.directory, self.history.parent),
+        }
+        self.history.parent.mkdir(parents=True, exist_ok=True)
+        with self.history.open("a") as handle:
+            handle.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:  # no passwd entry, e.g. an arbitrary container uid
+        return str(os.getuid())
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("opsverify")

@@ -1,0 +1,76 @@
+"""Helpers for opsverify's own tests: run the real CLI in a subprocess, build small suites."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPSVERIFY = Path(sys.executable).parent / "opsverify"
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def opsverify(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 300
+) -> Outcome:
+    """The real console script, as a user runs it; bounded in time."""
+    merged = {**os.environ, "COLUMNS": "200", **(env or {})}
+    done = subprocess.run(
+        [str(OPSVERIFY), *args],
+        cwd=cwd,
+        env=merged,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def latest_run(root: Path, env: str) -> Path:
+    runs = sorted(p for p in (root / "reports" / env).iterdir() if p.name != "history")
+    return runs[-1]
+
+
+def readiness(run_dir: Path) -> dict:
+    return json.loads((run_dir / "readiness.json").read_text())
+
+
+@dataclass
+class Suite:
+    """A throwaway project: a profile under environments/ and check files under checks/."""
+
+    root: Path
+
+    def profile(self, text: str, name: str = "t") -> Path:
+        path = self.root / "environments" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def checks(self, filename: str, source: str) -> Path:
+        path = self.root / "checks" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
+        return opsverify("run", "--env", "t", *args, cwd=self.root, env=env)
+
+    def latest(self) -> Path:
+        return latest_run(self.root, "t")

@@ -1,0 +1,221 @@
+"""The engine end to end through the real CLI, on small suites written by each test."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+
+from opsverify.report import manifest
+from opsverify.report.readiness import schema
+from tests.helpers import Suite, opsverify, readiness
+
+PROFILE = """\
+    name: t
+    tier: staging
+    monitoring:
+      prometheus: {url: "http://127.0.0.1:9"}
+    gate: {min_score: 60}
+"""
+
+CHECKS = """\
+    from opsverify import check, not_applicable
+
+    def meta(id, severity, cadences=("predeploy",)):
+        return check(id, f"check {id}", category="application", severity=severity,
+                     cadences=cadences, controls=["SOC2:CC7.1"], runbook="runbooks/x.md")
+
+    @meta("TST-001", "critical")
+    def test_critical_passes(evidence):
+        evidence.text("note", "all good")
+
+    @meta("TST-002", "high")
+    def test_high_passes():
+        pass
+
+    @meta("TST-003", "medium", cadences=("predeploy", "daily"))
+    def test_medium_fails():
+        assert 1 + 1 == 3, "arithmetic broke"
+
+    @meta("TST-004", "low", cadences=("daily",))
+    def test_low_not_applicable():
+        not_applicable("nothing to look at here")
+
+    @meta("TST-005", "high")
+    def test_tls_endpoint_not_configured(tls_endpoint):
+        raise AssertionError("never runs: the profile configures no TLS endpoint")
+"""
+
+
+@pytest.fixture
+def basic(suite: Suite) -> Suite:
+    suite.profile(PROFILE)
+    suite.checks("test_basic.py", CHECKS)
+    return suite
+
+
+def statuses(run: dict) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in run["checks"]}
+
+
+def test_run_scores_gates_and_writes_the_run_folder(basic: Suite) -> None:
+    outcome = basic.run()
+    # Critical passed, score 15/18 = 83.33 >= 60: the gate passes although TST-003 failed.
+    assert outcome.code == 0, outcome.output
+    folder = basic.latest()
+    run = readiness(folder)
+    jsonschema.validate(run, schema())
+    assert statuses(run) == {
+        "TST-001": "passed",
+        "TST-002": "passed",
+        "TST-003": "failed",
+        "TST-004": "not_applicable",
+        "TST-005": "not_applicable",
+    }
+    assert run["score"]["score"] == pytest.approx(83.33)
+    assert run["gate"] == {"passed": True, "min_score": 60, "reasons": []}
+    by_id = {c["id"]: c for c in run["checks"]}
+    assert "arithmetic broke" in by_id["TST-003"]["message"]
+    assert by_id["TST-005"]["message"] == "no TLS endpoint configured (tls.endpoints)"
+    assert by_id["TST-001"]["evidence"] == ["evidence/TST-001/01-note.txt"]
+    assert (folder / "evidence/TST-001/01-note.txt").read_text() == "all good"
+    # Terminal: the table, the score, the verdict and where the report is.
+    assert "Readiness score: 83.3 (minimum 60) · gate PASSED" in outcome.stdout
+    assert "FAIL TST-003 medium" in outcome.stdout
+    assert f"Report: {folder}" in outcome.stdout
+    # JUnit parses and agrees; the manifest proves every file.
+    suites = ET.parse(folder / "junit.xml").getroot()
+    assert int(suites.find("testsuite").get("failures")) == 1
+    assert manifest.verify(folder) == []
+    recorded = json.loads((folder / "manifest.json").read_text())["files"]
+    assert {"readiness.json", "junit.xml", "summary.md"} <= recorded.keys()
+    assert any(name.startswith("allure-results/") for name in recorded)
+    assert "| TST-003 check TST-003 | medium |" in (folder / "summary.md").read_text()
+    history = (basic.root / "reports/t/history/runs.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["score"] == pytest.approx(83.33)
+
+
+def test_allure_results_carry_labels_environment_and_categories(basic: Suite) -> None:
+    basic.run()
+    results = basic.latest() / "allure-results"
+    tests = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    first = next(t for t in tests if t["name"].startswith("test_critical_passes"))
+    labels = {(label["name"], label["value"]) for label in first["labels"]}
+    assert {("epic", "application"), ("story", "TST-001"), ("severity", "blocker")} <= labels
+    assert {("tag", "SOC2:CC7.1"), ("tag", "cadence:predeploy")} <= labels
+    assert first["links"][0]["url"].endswith("runbooks/x.md")
+    environment = (results / "environment.properties").read_text()
+    assert "score=83.33" in environment and "gate=passed" in environment
+    names = [c["name"] for c in json.loads((results / "categories.json").read_text())]
+    assert names[0] == "Unreachable targets" and "Product failures" in names
+
+
+def test_same_score_with_and_without_xdist(basic: Suite) -> None:
+    assert basic.run("-n", "0").code == 0
+    serial = readiness(basic.latest())
+    assert basic.run("-n", "2").code == 0
+    parallel = readiness(basic.latest())
+    assert serial["run"]["id"] != parallel["run"]["id"]
+    assert serial["score"] == parallel["score"]
+    assert statuses(serial) == statuses(parallel)
+    assert [c["evidence"] for c in serial["checks"]] == [c["evidence"] for c in parallel["checks"]]
+    assert (basic.latest() / "evidence/TST-001/01-note.txt").exists()
+
+
+def test_critical_failure_fails_the_gate_with_exit_1(suite: Suite) -> None:
+    suite.profile(PROFILE)
+    suite.checks(
+        "test_c.py",
+        """\
+        from opsverify import check
+
+        @check("TST-010", "must hold", category="security", severity="critical",
+               cadences=["predeploy"], controls=[], runbook="")
+        def test_breaks():
+            assert False, "the critical thing is broken"
+        """,
+    )
+    outcome = suite.run()
+    assert outcome.code == 1, outcome.output
+    run = readiness(suite.latest())
+    assert run["gate"]["passed"] is False
+    assert "critical check TST-010 failed: must hold" in run["gate"]["reasons"]
+
+
+def test_cadence_selects_checks(basic: Suite) -> None:
+    outcome = basic.run("--cadence", "daily")
+    assert outcome.code == 1, outcome.output  # only TST-003 (fails) and TST-004 (n/a) remain
+    assert set(statuses(readiness(basic.latest()))) == {"TST-003", "TST-004"}
+    listing = opsverify("list", "--env", "t", "--cadence", "daily", cwd=basic.root)
+    assert listing.code == 0 and "2 checks selected" in listing.stdout
+    assert "TST-001" not in listing.stdout
+
+
+def test_list_shows_parameters_and_not_applicable_reasons(basic: Suite) -> None:
+    listing = opsverify("list", "--env", "t", cwd=basic.root)
+    assert listing.code == 0, listing.output
+    assert "5 checks selected" in listing.stdout
+    assert "n/a: no TLS endpoint configured" in listing.stdout
+    assert not (basic.root / "reports").exists()  # listing leaves no run folder
+
+
+def test_check_id_selects_with_k(basic: Suite) -> None:
+    assert basic.run("-k", "TST-002").code == 0
+    assert set(statuses(readiness(basic.latest()))) == {"TST-002"}
+
+
+def test_duplicate_check_id_is_a_collection_error(suite: Suite) -> None:
+    suite.profile(PROFILE)
+    body = """\
+        from opsverify import check
+
+        @check("DUP-001", "{title}", category="application", severity="low",
+               cadences=["daily"], controls=[], runbook="")
+        def test_{name}():
+            pass
+        """
+    suite.checks("test_a.py", body.format(title="one", name="one"))
+    suite.checks("test_b.py", body.format(title="two", name="two"))
+    outcome = suite.run()
+    assert outcome.code == 2, outcome.output
+    assert "duplicate check id DUP-001" in outcome.output
+
+
+def test_checks_without_an_environment_are_a_usage_error(basic: Suite) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "checks", "-p", "no:cacheprovider"],
+        cwd=basic.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "pass --env NAME" in done.stderr
+
+
+def test_gate_replays_a_stored_run(basic: Suite) -> None:
+    basic.run()
+    stored = basic.latest() / "readiness.json"
+    replay = opsverify("gate", str(stored))
+    assert replay.code == 0, replay.output
+    assert "manifest verified" in replay.stdout and "gate PASSED" in replay.stdout
+    stricter = opsverify("gate", str(stored), "--min-score", "90")
+    assert stricter.code == 1 and "below the minimum 90" in stricter.stdout
+    evidence = basic.latest() / "evidence/TST-001/01-note.txt"
+    evidence.write_text("tampered")
+    tampered = opsverify("gate", str(stored))
+    assert tampered.code == 4
+    assert "evidence/TST-001/01-note.txt" in tampered.stderr
+
+
+def test_gate_rejects_a_file_that_is_not_a_readiness_report(tmp_path) -> None:
+    bogus = tmp_path / "readiness.json"
+    bogus.write_text(json.dumps({"schema_version": "1.0"}))
+    outcome = opsverify("gate", str(bogus))
+    assert outcome.code == 4 and "readiness.json" in outcome.stderr
