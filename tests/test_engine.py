@@ -103,7 +103,8 @@ def test_allure_results_carry_labels_environment_and_categories(basic: Suite) ->
     tests = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
     first = next(t for t in tests if t["name"].startswith("test_critical_passes"))
     labels = {(label["name"], label["value"]) for label in first["labels"]}
-    assert {("epic", "application"), ("story", "TST-001"), ("severity", "blocker")} <= labels
+    assert {("epic", "application"), ("feature", "TST-001 check TST-001")} <= labels
+    assert {("severity", "blocker"), ("as_id", "TST-001")} <= labels
     assert {("tag", "SOC2:CC7.1"), ("tag", "cadence:predeploy")} <= labels
     assert first["links"][0]["url"].endswith("runbooks/x.md")
     environment = (results / "environment.properties").read_text()

@@ -194,8 +194,8 @@ def _allure_markers(meta: Any) -> list[pytest.MarkDecorator]:
     label = pytest.mark.allure_label
     markers = [
         label(str(meta.category), label_type="epic"),
-        label(meta.title, label_type="feature"),
-        label(meta.id, label_type="story"),
+        # The tree is category → check → its instances; Allure shows the test as the leaf.
+        label(f"{meta.id} {meta.title}", label_type="feature"),
         label(_ALLURE_SEVERITY[meta.severity], label_type="severity"),
         label(meta.id, label_type="as_id"),
         label(*meta.controls, *(f"cadence:{c}" for c in meta.cadences), label_type="tag"),
@@ -219,7 +219,9 @@ def _redact_exception(exc: BaseException | None) -> None:
         exc = exc.__cause__ or exc.__context__
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
+# trylast makes this the innermost wrapper: its redaction happens before allure-pytest's
+# wrapper reads the exception and the captured output.
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     if call.excinfo is not None:
         _redact_exception(call.excinfo.value)

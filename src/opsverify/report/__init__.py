@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsverify.evidence import REDACTOR
 from opsverify.report import allure_results, manifest, readiness, summary
 
 if TYPE_CHECKING:
@@ -13,7 +15,21 @@ if TYPE_CHECKING:
 def write_all(run: Run) -> None:
     """Order matters: HTML first (its outcome is noted in the others), the manifest last."""
     allure_results.write_extras(run)
+    sweep(run)
     allure_results.write_html(run)
     readiness.write(run)
     summary.write(run)
     manifest.write(run)
+
+
+def sweep(run: Run) -> None:
+    """Last line of defence: mask a known secret that some other writer let through, and say so.
+
+    Evidence, exceptions and captured output are redacted before they are written; finding
+    a secret here means a writer we do not control (a plugin, a check writing files itself).
+    """
+    for path in sorted(run.directory.rglob("*")):
+        if path.is_file() and REDACTOR.leaks(content := path.read_bytes()):
+            path.write_bytes(REDACTOR.bytes(content))
+            where = Path(path).relative_to(run.directory)
+            run.notes.append(f"a secret value was found and masked in {where}")

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsverify.evidence import REDACTOR
-
 if TYPE_CHECKING:
     from opsverify.run import Run
 
@@ -36,7 +34,6 @@ def build(directory: Path) -> dict[str, Any]:
 
 
 def write(run: Run) -> Path:
-    _sweep(run.directory)
     path = run.directory / FILENAME
     path.write_text(json.dumps({"run": run.id, **build(run.directory)}, indent=2) + "\n")
     return path
@@ -48,10 +45,3 @@ def verify(directory: Path) -> list[str]:
     actual = build(directory)["files"]
     changed = [name for name, entry in recorded.items() if actual.get(name) != entry]
     return sorted(changed + [name for name in actual if name not in recorded])
-
-
-def _sweep(directory: Path) -> None:
-    """Last line of defence: mask any known secret a third-party writer let through."""
-    for path in directory.rglob("*"):
-        if path.is_file() and REDACTOR.leaks(content := path.read_bytes()):
-            path.write_bytes(REDACTOR.bytes(content))
