@@ -74,3 +74,13 @@ class Suite:
 
     def latest(self) -> Path:
         return latest_run(self.root, "t")
+
+
+def sandbox_ports(base: int):  # noqa: ANN201 - imports the sandbox only when a test needs it
+    """A port block away from the defaults, so tests run beside a user's own sandbox."""
+    from opsverify.sandbox import Ports
+
+    offsets = dict(service=0, https=443, postgres=432, prometheus=190, alertmanager=193)
+    return Ports(
+        **{k: base + v for k, v in offsets.items()}, node_exporter=base + 100, webhook=base + 195
+    )
