@@ -220,3 +220,10 @@ def test_gate_rejects_a_file_that_is_not_a_readiness_report(tmp_path) -> None:
     bogus.write_text(json.dumps({"schema_version": "1.0"}))
     outcome = opsverify("gate", str(bogus))
     assert outcome.code == 4 and "readiness.json" in outcome.stderr
+
+
+@pytest.mark.parametrize(("minimum", "code"), [("0", 0), ("100", 1)])
+def test_min_score_override_applies_even_at_zero(basic: Suite, minimum: str, code: int) -> None:
+    outcome = basic.run("--min-score", minimum)
+    assert outcome.code == code, outcome.output
+    assert readiness(basic.latest())["gate"]["min_score"] == float(minimum)

@@ -28,10 +28,13 @@ from opsverify.run import Run
 _PROPERTY = "opsverify"
 _EVIDENCE = "opsverify_evidence"
 _UNREACHABLE = "opsverify_unreachable"
+_PARAMETER = "opsverify_parameter"
 _WORKER_KEY = "opsverify_run_dir"
 _RUN = pytest.StashKey[Run]()
 _PROFILE = pytest.StashKey[profiles.Profile]()
 _SEEN_IDS = pytest.StashKey[dict[str, str]]()
+# A check that hangs despite its drivers' own timeouts is failed by pytest-timeout after this.
+DEFAULT_CHECK_TIMEOUT_S = 300
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="one live progress line instead of pytest's per-test output (used by the CLI)",
     )
+
+
+def _first_set(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -89,9 +96,11 @@ def pytest_configure(config: pytest.Config) -> None:
         directory=run_dir,
         profile=profile,
         cadence=config.getoption("opsverify_cadence"),
-        min_score=config.getoption("opsverify_min_score") or profile.gate.min_score,
+        min_score=_first_set(config.getoption("opsverify_min_score"), profile.gate.min_score),
     )
     config.stash[_RUN] = run
+    if config.getoption("timeout", None) is None and not config.getini("timeout"):
+        config.option.timeout = DEFAULT_CHECK_TIMEOUT_S
     if config.option.collectonly:
         return  # listing checks leaves no run folder behind
     # Our outputs go to the run folder unless the user pointed them elsewhere.
@@ -183,6 +192,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         item.extra_keyword_matches.add(meta.id)
         item.user_properties.append((_PROPERTY, json.dumps(meta.to_dict())))
+        item.user_properties.append((_PARAMETER, _parameter_id(item)))
         for marker in _allure_markers(meta):
             item.add_marker(marker)
 
@@ -263,8 +273,7 @@ class Controller:
         result = self.run.results.get(report.nodeid)
         if result is None:
             meta = CheckMeta.from_dict(json.loads(props[_PROPERTY]))
-            parameter = report.nodeid.rpartition("[")[2][:-1] if "[" in report.nodeid else None
-            result = CheckResult(meta, report.nodeid, parameter, Status.passed)
+            result = CheckResult(meta, report.nodeid, props.get(_PARAMETER), Status.passed)
             self.run.results[report.nodeid] = result
         result.duration += report.duration
         result.evidence = list(props.get(_EVIDENCE, result.evidence))

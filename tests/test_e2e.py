@@ -1,0 +1,204 @@
+"""The real thing: a sandbox up, `opsverify run` against it, every artifact checked, faults seeded.
+
+The sandbox here uses its own ports (38xxx) and state folder, so a user's sandbox may run
+beside it. Each fault test restores what it broke.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from opsverify import sandbox
+from opsverify.report import manifest
+from opsverify.report.readiness import schema
+from tests.browser import chromium, is_blank, render
+from tests.helpers import ROOT, Outcome, opsverify, readiness, sandbox_ports
+
+PORTS = sandbox_ports(38000)
+CANARY = "canary-e2e-5b1d0c77-never-print-me"
+
+
+@pytest.fixture(scope="module")
+def settings() -> Iterator[sandbox.Settings]:
+    # Not under pytest's tmp dir: every new pytest session (each `opsverify run` is one)
+    # resets that to 0700, and the postgres user could no longer reach its data.
+    state_dir = Path(tempfile.mkdtemp(prefix="opsverify-e2e-"))
+    state = sandbox.Settings(state_dir=state_dir, ports=PORTS)
+    try:
+        sandbox.up(state, timeout=180)
+        yield state
+    finally:
+        sandbox.down(state, purge=True)
+
+
+def write_profile(settings: sandbox.Settings, folder: Path, **changes: object) -> Path:
+    """environments/local.yaml, moved to this sandbox's ports and state folder."""
+    text = (ROOT / "environments" / "local.yaml").read_text()
+    defaults = sandbox.Ports().model_dump()
+    for name, port in PORTS.model_dump().items():
+        text = text.replace(str(defaults[name]), str(port))
+    text = text.replace("../.sandbox", str(settings.state_dir))
+    data = yaml.safe_load(text)
+    data["name"] = "e2e"
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = data
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[leaf] = value
+    path = folder / "e2e.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def profile(settings: sandbox.Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_profile(settings, tmp_path_factory.mktemp("profile"))
+
+
+def run(profile: Path, run_dir: Path, *args: str, env: dict[str, str] | None = None) -> Outcome:
+    return opsverify(
+        "run", "--env", str(profile), "--run-dir", str(run_dir), *args, cwd=ROOT, env=env
+    )
+
+
+def by_id(run_dir: Path) -> dict[str, dict]:
+    return {check["id"]: check for check in readiness(run_dir)["checks"]}
+
+
+def test_predeploy_run_on_a_healthy_sandbox_passes_with_every_artifact(
+    profile: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    outcome = run(profile, folder, "--cadence", "predeploy")
+    assert outcome.code == 0, outcome.output
+    data = readiness(folder)
+    jsonschema.validate(data, schema())
+    statuses = {c["id"]: c["status"] for c in data["checks"]}
+    expected = {"APP-001", "APP-002", "APP-003", "TLS-001", "TLS-002", "TLS-003"}
+    assert expected | {"MON-001", "MON-002"} <= statuses.keys()
+    assert set(statuses.values()) == {"passed"}, statuses
+    assert data["score"]["score"] == 100 and data["gate"]["passed"] is True
+    # Every check kept evidence, and the evidence is what the check saw.
+    assert all(check["evidence"] for check in data["checks"])
+    handshake = json.loads((folder / by_id(folder)["TLS-002"]["evidence"][0]).read_text())
+    assert handshake["protocol"] in ("TLSv1.2", "TLSv1.3")
+    assert handshake["certificate"]["days_left"] > 30
+    targets = json.loads((folder / by_id(folder)["MON-002"]["evidence"][0]).read_text())
+    assert {t["job"] for t in targets} >= {"cronos-ai", "node", "prometheus"}
+    # The bundle: JUnit parses, every file is in the manifest with its hash.
+    junit = ET.parse(folder / "junit.xml").getroot().find("testsuite")
+    assert junit is not None and junit.get("failures") == "0" and junit.get("errors") == "0"
+    assert manifest.verify(folder) == []
+    # The terminal: progress, table, score, verdict, report path.
+    assert "[1/" in outcome.stdout and "PASS" in outcome.stdout
+    assert "Readiness score: 100.0 (minimum 90) · gate PASSED" in outcome.stdout
+    html = folder / "html" / "index.html"
+    assert f"Report: {html}" in outcome.stdout
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (scripts/setup.sh --dev)")
+def test_html_report_renders_checks_and_score_in_a_browser(profile: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    assert run(profile, folder, "--cadence", "predeploy").code == 0
+    png = tmp_path / "report.png"
+    text = render(folder / "html" / "index.html", png=png, timeout=90)
+    assert not is_blank(png)
+    # The report title and its metadata carry the score and the verdict; the tree shows
+    # every category with its count of checks (collapsed: the leaves need a click).
+    assert "opsverify e2e: score 100, gate passed" in text
+    assert "score 100 gate passed min_score 90" in text
+    assert "application 3 infrastructure 3 monitoring 2" in text
+    assert "8 passed (100% of all tests)" in text
+
+
+def test_second_run_makes_a_new_folder_and_a_history_line(profile: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "runs" / "one", tmp_path / "runs" / "two"
+    assert run(profile, first, "--cadence", "predeploy").code == 0
+    assert run(profile, second, "--cadence", "predeploy", "-n", "2").code == 0
+    assert readiness(first)["score"] == readiness(second)["score"]
+    history = (tmp_path / "runs" / "history" / "runs.jsonl").read_text().splitlines()
+    assert [json.loads(line)["run"] for line in history] == ["one", "two"]
+
+
+def test_canary_secret_reaches_no_file_and_no_terminal(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    # The API token now comes from an env var holding a canary: the request carries it in
+    # its Authorization header, the service refuses it, and the evidence keeps the exchange.
+    profile = write_profile(settings, tmp_path, service__auth__token={"env": "E2E_CANARY"})
+    folder = tmp_path / "run"
+    outcome = run(profile, folder, "--tb=long", "-rA", env={"E2E_CANARY": CANARY})
+    api = by_id(folder)["APP-003"]
+    assert api["status"] == "failed" and "answered 401" in api["message"]
+    exchange = (folder / api["evidence"][0]).read_text()
+    assert '"authorization": "[REDACTED]"' in exchange
+    assert CANARY not in outcome.output
+    leaks = [p for p in folder.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+    assert leaks == []
+    assert not any("masked" in note for note in readiness(folder)["notes"])
+
+
+def test_stopped_service_fails_health_and_the_gate(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    sandbox.stop(settings, "cronos-ai")
+    try:
+        outcome = run(profile, tmp_path / "run", "--cadence", "predeploy")
+    finally:
+        sandbox.start(settings, "cronos-ai")
+    assert outcome.code == 1, outcome.output
+    checks = by_id(tmp_path / "run")
+    assert checks["APP-001"]["status"] == "failed"
+    assert "answered 502" in checks["APP-001"]["message"]
+    assert "FAIL APP-001[health] critical" in outcome.stdout
+    assert any("APP-001" in r for r in readiness(tmp_path / "run")["gate"]["reasons"])
+
+
+def test_certificate_expiring_in_5_days_fails_the_lifetime_check(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    sandbox.issue_server_certificate(settings, days=5)
+    sandbox.reload(settings, "nginx")
+    try:
+        outcome = run(profile, tmp_path / "run", "-k", "TLS")
+    finally:
+        sandbox.issue_server_certificate(settings)
+        sandbox.reload(settings, "nginx")
+    checks = by_id(tmp_path / "run")
+    assert checks["TLS-002"]["status"] == "failed", outcome.output
+    assert "days left; at least 30 required" in checks["TLS-002"]["message"]
+    assert checks["TLS-001"]["status"] == "passed"  # still a valid chain, just short-lived
+    assert "FAIL TLS-002[lb] high" in outcome.stdout
+
+
+def test_a_target_that_accepts_but_never_answers_fails_within_its_timeout(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes handshakes; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        profile = write_profile(
+            settings,
+            tmp_path,
+            service__endpoints__0__url=f"http://127.0.0.1:{port}/health",
+            service__endpoints__0__timeout="2s",
+        )
+        outcome = run(profile, tmp_path / "run", "--cadence", "predeploy", "-n", "2")
+    checks = by_id(tmp_path / "run")
+    liveness = checks["APP-001"]
+    assert liveness["status"] == "failed" and liveness["unreachable"] is True
+    assert "ReadTimeout" in liveness["message"]
+    assert liveness["duration"] < 30  # bounded by its 2 s timeout, not by the run's
+    assert checks["APP-002"]["status"] == "passed"  # the run went on
+    assert "(unreachable)" in outcome.stdout
