@@ -49,7 +49,9 @@ class Run:
     def new_dir(root: Path, profile: Profile, override: str | None) -> Path:
         if override:
             return Path(override).resolve()
-        stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+        # Milliseconds, so run ids sort in the order the runs started.
+        now = _now()
+        stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"
         return root / REPORTS_DIR / profile.name / f"{stamp}-{secrets.token_hex(2)}"
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,9 @@ _LABEL = {
 
 
 def _console() -> Console:
-    return Console(file=sys.stdout, highlight=False)
+    # A CI log is no 80-column terminal: give tables room unless COLUMNS says otherwise.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(file=sys.stdout, highlight=False, width=160 if wide else None)
 
 
 class Progress:
@@ -53,7 +56,7 @@ class Progress:
     def advance(self, result: CheckResult) -> None:
         self.done += 1
         self.counts[result.status] += 1
-        label = escape(result.meta.id + (f"[{result.parameter}]" if result.parameter else ""))
+        label = result.meta.id + (f"[{result.parameter}]" if result.parameter else "")
         if self.console.is_terminal:
             tally = " ".join(f"{n} {_LABEL[s].lower()}" for s, n in sorted(self.counts.items()))
             line = f"[{self.done}/{self.total}] {tally} · {label}"
@@ -61,10 +64,8 @@ class Progress:
             self.console.file.flush()
         else:
             style = _STYLE[result.status]
-            self.console.print(
-                f"[{self.done}/{self.total}] [{style}]{_LABEL[result.status]:<6}[/] {label}",
-                markup=True,
-            )
+            status = f"[{style}]{_LABEL[result.status]:<6}[/]"
+            self.console.print(f"[{self.done}/{self.total}] {status} {escape(label)}", markup=True)
 
     def stop(self) -> None:
         if self.console.is_terminal and self.done:
@@ -133,8 +134,9 @@ def print_replay(run: dict[str, Any], score: Score, verdict: Verdict) -> None:
 def print_selection(items: list[Any]) -> None:
     """`opsverify list`: the checks a run would select, one row per parameter."""
     table = Table(title_justify="left")
-    for column in ("Id", "Severity", "Cadences", "Category", "Parameter", "Title"):
-        table.add_column(column)
+    for column in ("Id", "Severity", "Cadences", "Category", "Parameter"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Title")
     count = 0
     for item in items:
         meta = meta_of(getattr(item, "function", None))
