@@ -41,3 +41,30 @@ def test_list_shows_the_predeploy_selection_for_local() -> None:
     assert outcome.code == 0, outcome.output
     for check_id in ("APP-001", "APP-002", "TLS-001", "TLS-002", "TLS-003", "MON-001", "MON-002"):
         assert check_id in outcome.stdout
+
+
+def test_family_shares_metadata_and_lets_a_check_override_it() -> None:
+    from opsverify import family
+
+    area = family(
+        category="backup",
+        controls=["SOC2:A1.2", "ISO27001:A.8.13"],
+        runbook="runbooks/backup.md",
+        cadences=["daily"],
+    )
+
+    @area("BKP-900", "daily one", severity="high")
+    def daily() -> None: ...
+
+    @area("BKP-901", "monthly one", severity="critical", cadences=["monthly"])
+    def monthly() -> None: ...
+
+    first, second = meta_of(daily), meta_of(monthly)
+    assert first and second
+    assert (first.category, first.controls, first.runbook) == (
+        "backup",
+        ("SOC2:A1.2", "ISO27001:A.8.13"),
+        "runbooks/backup.md",
+    )
+    assert first.cadences == ("daily",) and second.cadences == ("monthly",)
+    assert second.severity == "critical" and second.controls == first.controls

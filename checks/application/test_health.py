@@ -1,40 +1,42 @@
-"""Handbook › Monitoring › "Health probes configured"; Post-Deployment › "Verify health"."""
+"""Handbook › Monitoring › "Health probes configured"; Deployment › "Verify health";
+Deployment › "Run smoke tests"."""
 
-from opsverify import check
-from opsverify.drivers import http
+from opsverify import family
 
-
-@check(
-    "APP-001",
-    "Liveness endpoint answers healthy",
+service_check = family(
     category="application",
-    severity="critical",
-    cadences=["predeploy", "daily"],
     controls=["SOC2:CC7.1", "ISO27001:A.8.16"],
     runbook="runbooks/service-health.md",
+    cadences=["predeploy", "daily"],
 )
-def test_liveness(liveness_endpoint, profile, evidence):
-    response = http.call(liveness_endpoint, profile.service)
-    evidence.json("exchange", http.exchange(response))
-    assert response.status_code == liveness_endpoint.expect_status, (
-        f"{liveness_endpoint.url} answered {response.status_code}, "
-        f"expected {liveness_endpoint.expect_status}"
+
+
+def mismatch(endpoint, response) -> str:
+    status = response.status_code
+    return f"{endpoint.method} {endpoint.url} answered {status}, expected {endpoint.expect_status}"
+
+
+@service_check("APP-001", "Liveness endpoint answers healthy", severity="critical")
+def test_liveness(liveness_endpoint, answer):
+    response = answer(liveness_endpoint)
+    assert response.status_code == liveness_endpoint.expect_status, mismatch(
+        liveness_endpoint, response
     )
 
 
-@check(
+@service_check(
     "APP-002",
     "Readiness endpoint reports the service ready (its database reachable)",
-    category="application",
     severity="critical",
-    cadences=["predeploy", "daily"],
-    controls=["SOC2:CC7.1", "ISO27001:A.8.16"],
-    runbook="runbooks/service-health.md",
 )
-def test_readiness(readiness_endpoint, profile, evidence):
-    response = http.call(readiness_endpoint, profile.service)
-    evidence.json("exchange", http.exchange(response))
+def test_readiness(readiness_endpoint, answer):
+    response = answer(readiness_endpoint)
     assert response.status_code == readiness_endpoint.expect_status, (
-        f"{readiness_endpoint.url} answered {response.status_code} "
-        f"({response.text[:200]!r}), expected {readiness_endpoint.expect_status}"
+        f"{mismatch(readiness_endpoint, response)}: {response.text[:200]!r}"
     )
+
+
+@service_check("APP-003", "API endpoint answers an authenticated request", severity="high")
+def test_api_answers(api_endpoint, answer):
+    response = answer(api_endpoint)
+    assert response.status_code == api_endpoint.expect_status, mismatch(api_endpoint, response)

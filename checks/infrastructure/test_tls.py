@@ -1,9 +1,17 @@
-"""Handbook › Infrastructure › "TLS certificates installed and valid"; Certificate Management."""
+"""Handbook › Infrastructure › "TLS certificates installed and valid";
+Security Operations › Certificate Management."""
 
 import pytest
 
-from opsverify import check
+from opsverify import family
 from opsverify.drivers import tls
+
+tls_check = family(
+    category="infrastructure",
+    controls=["SOC2:CC6.7", "ISO27001:A.8.24"],
+    runbook="runbooks/tls-certificates.md",
+    cadences=["predeploy", "daily"],
+)
 
 
 @pytest.fixture
@@ -20,28 +28,16 @@ def handshake(tls_endpoint, profile, evidence):
     return seen
 
 
-@check(
+@tls_check(
     "TLS-001",
     "Certificate chains to the trusted CA and matches the endpoint's name",
-    category="infrastructure",
     severity="critical",
-    cadences=["predeploy", "daily"],
-    controls=["SOC2:CC6.7", "ISO27001:A.8.24"],
-    runbook="runbooks/tls-certificates.md",
 )
 def test_certificate_trusted(handshake):
     assert handshake.verified, f"certificate rejected: {handshake.verify_error}"
 
 
-@check(
-    "TLS-002",
-    "Certificate is not expired and has enough days left",
-    category="infrastructure",
-    severity="high",
-    cadences=["predeploy", "daily"],
-    controls=["SOC2:CC6.7", "ISO27001:A.8.24"],
-    runbook="runbooks/tls-certificates.md",
-)
+@tls_check("TLS-002", "Certificate is not expired and has enough days left", severity="high")
 def test_certificate_lifetime(handshake, profile):
     minimum = profile.tls.min_days_left
     assert handshake.days_left >= minimum, (
@@ -50,20 +46,11 @@ def test_certificate_lifetime(handshake, profile):
     )
 
 
-_VERSIONS = {"TLSv1": 0, "TLSv1.1": 1, "TLSv1.2": 2, "TLSv1.3": 3}
-
-
-@check(
-    "TLS-003",
-    "Negotiated TLS version meets the minimum",
-    category="infrastructure",
-    severity="high",
-    cadences=["predeploy"],
-    controls=["SOC2:CC6.7", "ISO27001:A.8.24"],
-    runbook="runbooks/tls-certificates.md",
+@tls_check(
+    "TLS-003", "Negotiated TLS version meets the minimum", severity="high", cadences=["predeploy"]
 )
 def test_protocol_version(handshake, profile):
     minimum = profile.tls.min_version
-    assert _VERSIONS.get(handshake.protocol, -1) >= _VERSIONS[minimum], (
+    assert tls.at_least(handshake.protocol, minimum), (
         f"negotiated {handshake.protocol or 'nothing'}, minimum is {minimum}"
     )

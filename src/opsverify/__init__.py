@@ -1,6 +1,6 @@
 """opsverify: an operations handbook, verified by checks that run.
 
-Public surface for check authors: ``check``, ``not_applicable``, ``Evidence`` and the
+Public surface for check authors: ``check``, ``family``, ``not_applicable``, ``Evidence`` and the
 enumerations. ``Evidence`` and ``Profile`` load lazily so the CLI starts fast.
 """
 
@@ -9,13 +9,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # Imported eagerly: the decorator must win over the submodule of the same name.
-from opsverify.check import Cadence, Category, Severity, check, not_applicable
+from opsverify.check import Cadence, Category, Severity, check, family, not_applicable
 
 if TYPE_CHECKING:
     from opsverify.evidence import Evidence
     from opsverify.profile import Profile
 
-__all__ = ["Cadence", "Category", "Evidence", "Profile", "Severity", "check", "not_applicable"]
+__all__ = [
+    "Cadence",
+    "Category",
+    "Evidence",
+    "Profile",
+    "Severity",
+    "check",
+    "family",
+    "not_applicable",
+]
 
 _LAZY = {"Evidence": "evidence", "Profile": "profile"}
 

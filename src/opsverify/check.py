@@ -121,6 +121,29 @@ def check(
     return decorate
 
 
+def family(
+    *,
+    category: Category | str,
+    controls: Iterable[str],
+    runbook: str,
+    cadences: Iterable[Cadence | str],
+) -> Callable[..., Callable[[F], F]]:
+    """Checks of one handbook area share category, controls, runbook and usual cadences:
+    declare those once at the top of the file, and each check adds its id, title and severity
+    (and may override the rest)."""
+    shared = {
+        "category": category,
+        "controls": tuple(controls),
+        "runbook": runbook,
+        "cadences": tuple(cadences),
+    }
+
+    def declare(id: str, title: str, *, severity: Severity | str, **overrides: Any):
+        return check(id, title, severity=severity, **{**shared, **overrides})
+
+    return declare
+
+
 def meta_of(obj: Any) -> CheckMeta | None:
     return getattr(obj, ATTRIBUTE, None)
 

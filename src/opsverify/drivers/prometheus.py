@@ -25,8 +25,19 @@ def query(prometheus: Prometheus, promql: str) -> list[dict[str, Any]]:
     return _api(prometheus, "/api/v1/query", {"query": promql})["result"]
 
 
-def active_targets(prometheus: Prometheus) -> list[dict[str, Any]]:
-    return _api(prometheus, "/api/v1/targets", {"state": "active"})["activeTargets"]
+def target_health(prometheus: Prometheus) -> list[dict[str, Any]]:
+    """One row per active scrape target: job, instance, health, last error and scrape."""
+    targets = _api(prometheus, "/api/v1/targets", {"state": "active"})["activeTargets"]
+    return [
+        {
+            "job": t["labels"].get("job"),
+            "instance": t["labels"].get("instance"),
+            "health": t["health"],
+            "last_error": t.get("lastError", ""),
+            "last_scrape": t.get("lastScrape"),
+        }
+        for t in targets
+    ]
 
 
 def samples(exposition: str, metric: str) -> list[tuple[dict[str, str], float]]:

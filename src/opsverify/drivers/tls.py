@@ -14,6 +14,14 @@ from cryptography.hazmat.primitives import hashes
 
 from opsverify.drivers.http import tls_context
 
+_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+def at_least(protocol: str, minimum: str) -> bool:
+    """Whether a negotiated protocol (as ssl reports it) is ``minimum`` or newer."""
+    rank = {name: i for i, name in enumerate(_VERSIONS)}
+    return rank.get(protocol, -1) >= rank[minimum]
+
 
 @dataclass(frozen=True)
 class Handshake:
