@@ -13,12 +13,14 @@ import contextlib
 import json
 import socket
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from opsverify import profile as profiles
+from opsverify import waiver as waivers
 from opsverify.check import NOT_APPLICABLE, Cadence, CheckMeta, meta_of
 from opsverify.evidence import REDACTOR, Evidence, safe_name
 from opsverify.report.terminal import Progress
@@ -29,9 +31,12 @@ _PROPERTY = "opsverify"
 _EVIDENCE = "opsverify_evidence"
 _UNREACHABLE = "opsverify_unreachable"
 _PARAMETER = "opsverify_parameter"
+_WAIVER = "opsverify_waiver"
+_FAILURE = "opsverify_failure"
 _WORKER_KEY = "opsverify_run_dir"
 _RUN = pytest.StashKey[Run]()
 _PROFILE = pytest.StashKey[profiles.Profile]()
+_WAIVERS = pytest.StashKey[waivers.Waivers]()
 _SEEN_IDS = pytest.StashKey[dict[str, str]]()
 # A check that hangs despite its drivers' own timeouts is failed by pytest-timeout after this.
 DEFAULT_CHECK_TIMEOUT_S = 300
@@ -48,6 +53,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--run-dir", dest="opsverify_run_dir", help="run folder (default reports/<env>/<run-id>)"
+    )
+    group.addoption(
+        "--waivers",
+        dest="opsverify_waivers",
+        help="waiver file (default environments/<env>.waivers.yaml when it exists)",
     )
     group.addoption(
         "--min-score", dest="opsverify_min_score", type=float, help="override the gate's minimum"
@@ -78,8 +88,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if not env:
         return
     path = profiles.resolve_path(env, config.rootpath)
+    waiver_path = config.getoption("opsverify_waivers")
     try:
         profile = profiles.load(path)
+        config.stash[_WAIVERS] = waivers.load(
+            Path(waiver_path) if waiver_path else waivers.default_path(path),
+            required=bool(waiver_path),
+        )
     except profiles.ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     for ref in profile.secret_refs():
@@ -109,7 +124,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is None and not config.option.xmlpath:
         config.option.xmlpath = str(run.junit_xml)
     if worker is None:
-        controller = Controller(run, progress=config.getoption("opsverify_progress"))
+        controller = Controller(
+            run, config.stash[_WAIVERS], progress=config.getoption("opsverify_progress")
+        )
         config.pluginmanager.register(controller, "opsverify-controller")
 
 
@@ -237,9 +254,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _redact_exception(call.excinfo.value)
     report = yield
     report.sections = [(title, REDACTOR.text(body)) for title, body in report.sections]
-    if call.excinfo is not None and meta_of(getattr(item, "function", None)):
+    meta = meta_of(getattr(item, "function", None))
+    if call.excinfo is not None and meta is not None:
         report.user_properties.append((_UNREACHABLE, _unreachable(call.excinfo.value)))
+        if report.failed and call.when in ("setup", "call"):
+            _apply_waiver(item, meta, report)
     return report
+
+
+def _apply_waiver(item: pytest.Item, meta: CheckMeta, report: pytest.TestReport) -> None:
+    """An active waiver turns the failure into a skip every report shows as waived."""
+    today = datetime.now(UTC).date()
+    decision = item.config.stash[_WAIVERS].decide(meta.id, _parameter_id(item), today)
+    if decision is None:
+        return
+    report.user_properties.append((_WAIVER, decision.to_dict()))
+    if decision.active:
+        report.user_properties.append((_FAILURE, _message(report)))
+        path, line, _ = item.location
+        report.outcome = "skipped"
+        report.longrepr = (path, (line or 0) + 1, f"Skipped: {decision.waiver.describe()}")
 
 
 class Controller:
@@ -248,8 +282,9 @@ class Controller:
     With xdist, workers run the checks and this object sees every report they send back.
     """
 
-    def __init__(self, run: Run, progress: bool) -> None:
+    def __init__(self, run: Run, waived: waivers.Waivers, progress: bool) -> None:
         self.run = run
+        self.waivers = waived
         self.progress = Progress() if progress else None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -277,7 +312,13 @@ class Controller:
             self.run.results[report.nodeid] = result
         result.duration += report.duration
         result.evidence = list(props.get(_EVIDENCE, result.evidence))
-        if report.skipped:
+        waiver = props.get(_WAIVER)
+        if waiver is not None:
+            result.waiver = waiver
+        if report.skipped and waiver is not None:
+            result.status = Status.waived
+            result.message = f"{_message(report)} (failure: {props.get(_FAILURE, '')})"
+        elif report.skipped:
             result.status = Status.not_applicable
             result.message = _message(report).removeprefix(NOT_APPLICABLE)
         elif report.failed and (report.when == "call" or result.status is Status.passed):
@@ -286,6 +327,8 @@ class Controller:
             failed = report.when == "call" or result.unreachable
             result.status = Status.failed if failed else Status.error
             prefix = "" if failed else f"{report.when} error: "
+            if waiver is not None:  # present but not active: it expired
+                prefix = f"waiver expired on {waiver['expires']}; " + prefix
             result.message = prefix + _message(report)
         if report.when == "teardown" and self.progress:
             self.progress.advance(result)
@@ -295,6 +338,12 @@ class Controller:
         """Score, gate and run folder; trylast so JUnit's file exists for the manifest."""
         if self.progress:
             self.progress.stop()
+        ran = {r.meta.id for r in self.run.results.values()}
+        self.run.notes += [
+            f"waiver for {w.check} ({self.waivers.source}) matches no check of this run"
+            for w in self.waivers.entries
+            if w.check not in ran
+        ]
         stopped = {
             pytest.ExitCode.OK: None,
             pytest.ExitCode.TESTS_FAILED: None,

@@ -337,6 +337,11 @@ def _explain(error: dict[str, Any]) -> str:
     return message
 
 
+def format_errors(path: Path, exc: ValidationError) -> str:
+    """One line per problem: file, key path, what was expected. Never the offending secret."""
+    return "\n".join(f"{path}: {_location(e['loc'])}: {_explain(e)}" for e in exc.errors())
+
+
 def resolve_path(env: str, root: Path | None = None) -> Path:
     """``local`` → ``<root>/environments/local.yaml``; an existing path is used as is."""
     candidate = Path(env)
@@ -358,6 +363,5 @@ def load(path: Path) -> Profile:
     try:
         profile = Profile.model_validate(_absolutise(raw, path.resolve().parent))
     except ValidationError as exc:
-        lines = [f"{path}: {_location(e['loc'])}: {_explain(e)}" for e in exc.errors()]
-        raise ProfileError("\n".join(lines)) from None
+        raise ProfileError(format_errors(path, exc)) from None
     return profile.model_copy(update={"source": path.resolve()})

@@ -27,6 +27,7 @@ class CheckResult:
     duration: float = 0.0
     unreachable: bool = False  # failed because the target could not be reached
     evidence: list[str] = field(default_factory=list)
+    waiver: dict[str, Any] | None = None  # the waiver that matched a failure, active or expired
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class CheckResult:
             "duration": round(self.duration, 4),
             "unreachable": self.unreachable,
             "evidence": self.evidence,
+            "waiver": self.waiver,
         }
 
     @classmethod
@@ -51,4 +53,5 @@ class CheckResult:
             duration=data.get("duration", 0.0),
             unreachable=data.get("unreachable", False),
             evidence=list(data.get("evidence", [])),
+            waiver=data.get("waiver"),
         )

@@ -95,7 +95,8 @@ def print_summary(run: Run) -> None:
             _fmt(tally.score),
         )
     console.print(table)
-    problems = [r for r in run.ordered_results() if r.status in (Status.failed, Status.error)]
+    shown = (Status.failed, Status.error, Status.waived)
+    problems = [r for r in run.ordered_results() if r.status in shown]
     for r in problems:
         where = escape(f"{r.meta.id}[{r.parameter}]" if r.parameter else r.meta.id)
         reach = " (unreachable)" if r.unreachable else ""
