@@ -227,3 +227,19 @@ def test_min_score_override_applies_even_at_zero(basic: Suite, minimum: str, cod
     outcome = basic.run("--min-score", minimum)
     assert outcome.code == code, outcome.output
     assert readiness(basic.latest())["gate"]["min_score"] == float(minimum)
+
+
+def test_controls_lists_each_control_with_checks_status_and_evidence(basic: Suite) -> None:
+    basic.run()
+    folder = basic.latest()
+    outcome = opsverify("controls", "--run", str(folder))
+    assert outcome.code == 0, outcome.output
+    # All five checks map to SOC2:CC7.1; TST-003 failed, so the control is failing.
+    line = next(ln for ln in outcome.stdout.splitlines() if "SOC2:CC7.1" in ln)
+    assert "failing" in line
+    for check_id in ("TST-001", "TST-002", "TST-003", "TST-004"):
+        assert check_id in outcome.stdout
+    assert str(folder / "evidence/TST-001/01-note.txt") in outcome.stdout
+    assert opsverify("controls", "--run", str(folder / "readiness.json")).code == 0
+    missing = opsverify("controls", "--run", str(basic.root / "nowhere"))
+    assert missing.code == 4 and "not found" in missing.stderr

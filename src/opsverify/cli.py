@@ -116,6 +116,21 @@ def gate(
     raise typer.Exit(0 if passed else 1)
 
 
+@app.command()
+def controls(
+    run: Annotated[Path, typer.Option("--run", help="a run folder or its readiness.json")],
+) -> None:
+    """Per compliance control: its checks, their status and evidence files."""
+    from opsverify.report import controls as view
+    from opsverify.report.terminal import print_controls
+
+    try:
+        folder, data = view.load(run)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    print_controls(folder, data)
+
+
 def _sandbox_settings(env: str):  # noqa: ANN202 - pydantic model, imported lazily
     from opsverify import profile as profiles
 

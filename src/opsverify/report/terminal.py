@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -169,3 +170,29 @@ def print_components(components: list[Any]) -> None:
         style = "green" if c.state == "running" else "red"
         table.add_row(c.name, f"[{style}]{c.state}[/]", str(c.pid or "-"), c.address)
     _console().print(table)
+
+
+def print_controls(folder: Path, data: dict[str, Any]) -> None:
+    """`opsverify controls`: one block per control, the way an auditor walks a run."""
+    from opsverify.report import controls
+
+    console = _console()
+    run = data["run"]
+    console.print(f"Run {run['id']} of {run['environment']} ({run['started']})", markup=False)
+    table = Table(title_justify="left", show_lines=True)
+    for column in ("Control", "Status", "Check", "Result", "Evidence"):
+        table.add_column(column, no_wrap=column != "Evidence")
+    for control, checks in controls.by_control(data).items():
+        verdict = controls.status(checks)
+        style = {"failing": "red", "not assessed": "dim"}.get(verdict, "green")
+        rows = [
+            (
+                escape(c["id"] + (f"[{c['parameter']}]" if c["parameter"] else "")),
+                c["status"],
+                escape("\n".join(str(folder / e) for e in c["evidence"]) or "-"),
+            )
+            for c in checks
+        ]
+        check_ids, results, evidence = ("\n".join(col) for col in zip(*rows, strict=True))
+        table.add_row(control, f"[{style}]{verdict}[/]", check_ids, results, evidence)
+    console.print(table)
