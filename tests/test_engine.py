@@ -184,12 +184,13 @@ def test_duplicate_check_id_is_a_collection_error(suite: Suite) -> None:
     assert "duplicate check id DUP-001" in outcome.output
 
 
-def test_checks_without_an_environment_are_a_usage_error(basic: Suite) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_checks_without_an_environment_are_a_usage_error(basic: Suite, workers: list[str]) -> None:
     import subprocess
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "checks", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "checks", "-p", "no:cacheprovider", *workers],
         cwd=basic.root,
         capture_output=True,
         text=True,
@@ -243,3 +244,115 @@ def test_controls_lists_each_control_with_checks_status_and_evidence(basic: Suit
     assert opsverify("controls", "--run", str(folder / "readiness.json")).code == 0
     missing = opsverify("controls", "--run", str(basic.root / "nowhere"))
     assert missing.code == 4 and "not found" in missing.stderr
+
+
+ORDERED = """\
+    import os
+    import pytest
+    from opsverify import check
+
+    def meta(id, severity):
+        return check(id, f"check {id}", category="application", severity=severity,
+                     cadences=["predeploy"], controls=["SOC2:CC7.1"], runbook="")
+
+    @meta("ORD-001", "high")
+    def test_1_high_passes():
+        pass
+
+    @meta("ORD-002", "low")
+    def test_2_low_fails():
+        assert False
+
+    @meta("ORD-003", "critical")
+    def test_3_critical_fails():
+        assert False
+"""
+
+
+def test_a_run_stopped_by_maxfail_never_passes_the_gate(suite: Suite) -> None:
+    suite.profile(PROFILE.replace("min_score: 60", "min_score: 50"))
+    suite.checks("test_ordered.py", ORDERED)
+    outcome = suite.run("--maxfail", "1")
+    assert outcome.code == 1, outcome.output
+    run = readiness(suite.latest())
+    assert run["run"]["interrupted"] is True
+    assert any("stopped early" in reason for reason in run["gate"]["reasons"])
+    replay = opsverify("gate", str(suite.latest()))
+    assert replay.code == 1 and "did not complete" in replay.stdout
+
+
+def test_a_check_that_kills_its_worker_is_an_error_not_a_pass(suite: Suite) -> None:
+    suite.profile(PROFILE)
+    suite.checks(
+        "test_crash.py",
+        """\
+        import os
+        from opsverify import check
+
+        @check("CRS-001", "dies", category="application", severity="critical",
+               cadences=["predeploy"], controls=[], runbook="")
+        def test_dies():
+            os._exit(1)
+
+        @check("CRS-002", "fine", category="application", severity="low",
+               cadences=["predeploy"], controls=[], runbook="")
+        def test_fine():
+            pass
+        """,
+    )
+    outcome = suite.run("-n", "2")
+    assert outcome.code == 1, outcome.output
+    run = readiness(suite.latest())
+    crashed = next(c for c in run["checks"] if c["id"] == "CRS-001")
+    assert crashed["status"] == "error" and "crashed" in crashed["message"]
+    assert run["gate"]["passed"] is False
+
+
+def test_xfail_is_a_failure_not_a_free_pass(suite: Suite) -> None:
+    suite.profile(PROFILE)
+    suite.checks(
+        "test_xfail.py",
+        """\
+        import pytest
+        from opsverify import check
+
+        @check("XFL-001", "known broken", category="application", severity="critical",
+               cadences=["predeploy"], controls=[], runbook="")
+        @pytest.mark.xfail(reason="known bug")
+        def test_known_broken():
+            assert False
+        """,
+    )
+    assert suite.run().code == 1
+    check = readiness(suite.latest())["checks"][0]
+    assert check["status"] == "failed" and "known bug" in check["message"]
+
+
+def test_gate_refuses_a_run_without_its_manifest(basic: Suite) -> None:
+    basic.run()
+    (basic.latest() / "manifest.json").unlink()
+    outcome = opsverify("gate", str(basic.latest()))
+    assert outcome.code == 4 and "manifest.json: missing" in outcome.stderr
+
+
+@pytest.mark.parametrize("bad", ["150", "-5", "nan"])
+def test_min_score_out_of_range_is_a_usage_error(basic: Suite, bad: str) -> None:
+    assert basic.run(f"--min-score={bad}").code == 4
+    assert not (basic.root / "reports").exists()
+
+
+def test_run_dir_must_be_new_or_empty(basic: Suite) -> None:
+    (basic.root / "occupied" / "precious.txt").parent.mkdir()
+    (basic.root / "occupied" / "precious.txt").write_text("keep me")
+    outcome = basic.run("--run-dir", str(basic.root / "occupied"))
+    assert outcome.code == 4 and "must not exist yet or be an empty folder" in outcome.stderr
+    assert (basic.root / "occupied" / "precious.txt").read_text() == "keep me"
+
+
+def test_reports_stay_under_the_current_folder_whatever_paths_are_passed(
+    basic: Suite, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "t.yaml"
+    elsewhere.write_text((basic.root / "environments" / "t.yaml").read_text())
+    assert opsverify("run", "--env", str(elsewhere), cwd=basic.root).code == 0
+    assert basic.latest().parent == basic.root / "reports" / "t"

@@ -34,10 +34,12 @@ def test_broken_profile_stops_a_run_before_any_check(tmp_path: Path) -> None:
     assert "Traceback" not in outcome.output
 
 
-def test_inline_secret_value_is_not_echoed() -> None:
-    path = ROOT / "tests/data/profiles/broken/inline_secret.yaml"
+@pytest.mark.parametrize("name", ["inline_secret", "yaml_error_with_secret", "url_credentials"])
+def test_inline_secret_value_is_not_echoed(name: str) -> None:
+    path = ROOT / f"tests/data/profiles/broken/{name}.yaml"
     outcome = opsverify("list", "--env", str(path), timeout=60)
-    assert "hunter2-inline-secret" not in outcome.output
+    assert outcome.code == 4
+    assert "hunter2" not in outcome.output
 
 
 def test_missing_profile_names_the_path(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_canary_secret_never_reaches_any_file_or_the_terminal(suite: Suite, work
         """
     )
     suite.checks("test_leaky.py", LEAKY_CHECKS)
-    outcome = suite.run("-n", workers, "--tb=long", "-rA", env={"CANARY_TOKEN": CANARY})
+    outcome = suite.run("-n", workers, "--tb=long", "-l", "-rA", env={"CANARY_TOKEN": CANARY})
     assert outcome.code == 1, outcome.output
     assert "LEK-002" in outcome.stdout  # the failure is reported, just masked
     assert MASK in (suite.latest() / "evidence/LEK-001/01-plain.txt").read_text()
@@ -101,3 +101,14 @@ def test_canary_secret_never_reaches_any_file_or_the_terminal(suite: Suite, work
     assert leaked == []
     files = list(suite.latest().rglob("*"))
     assert len([p for p in files if p.is_file()]) > 10  # we did look at a real run folder
+
+
+def test_json_escaped_forms_of_a_secret_are_masked_too() -> None:
+    redactor = Redactor()
+    redactor.add('pässwörd-"quoted"\\42')
+    import json
+
+    escaped = json.dumps({"token": 'pässwörd-"quoted"\\42'})
+    assert redactor.leaks(escaped.encode())
+    assert "pässwörd" not in redactor.text(escaped) and "p\\u00e4ssw" not in redactor.text(escaped)
+    assert redactor.data({"nested": ['x pässwörd-"quoted"\\42 y']}) == {"nested": [f"x {MASK} y"]}

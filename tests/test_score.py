@@ -92,3 +92,11 @@ def test_unwaived_critical_failure_fails_the_gate_whatever_the_score(status: Sta
 def test_waived_critical_failure_does_not_fail_the_gate() -> None:
     results = [result("low", Status.passed, n=1), result("critical", Status.waived, n=2)]
     assert gate.evaluate(compute(results), results, 100).passed
+
+
+def test_gate_compares_the_unrounded_score() -> None:
+    results = [result("low", Status.passed, n=n) for n in range(1808)]
+    results += [result("low", Status.failed, n=n) for n in range(1808, 2009)]
+    score = compute(results)
+    assert score.value == 90.0  # 89.995… as reported
+    assert not gate.evaluate(score, results, 90).passed

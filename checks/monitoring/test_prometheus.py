@@ -15,7 +15,10 @@ monitoring_check = family(
 @monitoring_check("MON-001", "The service exports cronos_ai_up = 1", severity="critical")
 def test_cronos_ai_up(metrics_endpoint, answer):
     response = answer(metrics_endpoint)
-    assert response.status_code == 200, f"{metrics_endpoint.url} answered {response.status_code}"
+    expected = metrics_endpoint.expect_status
+    assert response.status_code == expected, (
+        f"{metrics_endpoint.url} answered {response.status_code}, expected {expected}"
+    )
     found = prom.samples(response.text, "cronos_ai_up")
     assert found, f"{metrics_endpoint.url} exports no cronos_ai_up sample"
     assert all(value == 1 for _, value in found), f"cronos_ai_up is {found}, expected 1"

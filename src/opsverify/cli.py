@@ -7,6 +7,8 @@ Heavy modules (pytest, the plugin, the sandbox) are imported inside the commands
 
 from __future__ import annotations
 
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +27,17 @@ USAGE_ERROR = 4
 SUITES = ("checks", "drills", "load", "chaos")
 
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="profile name or YAML path")]
-CadenceOption = Annotated[
-    str | None,
-    typer.Option(help="predeploy, daily, weekly, monthly or quarterly"),
-]
+
+
+class CadenceChoice(StrEnum):  # mirrors opsverify.check.Cadence, which the CLI must not import
+    predeploy = "predeploy"
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
+    quarterly = "quarterly"
+
+
+CadenceOption = Annotated[CadenceChoice | None, typer.Option(help="which checks to run")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -43,17 +52,19 @@ def _suites(root: Path) -> list[str]:
     return found
 
 
-def _pytest_args(env: str, cadence: str | None) -> list[str]:
-    # The CLI imports opsverify before pytest starts; that warning is noise, not a problem.
+def _pytest_args(env: str, cadence: CadenceChoice | None) -> list[str]:
+    """Options as --name=value, and the root pinned to the current folder: pytest would
+    otherwise pick its root (and so the reports folder) from any path among its arguments."""
     args = [
-        "--env",
-        env,
+        f"--rootdir={Path.cwd()}",
+        f"--env={env}",
         "-p",
         "no:cacheprovider",
+        # The CLI imports opsverify before pytest starts; that warning is noise.
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",
     ]
-    return args + (["--cadence", cadence] if cadence else [])
+    return args + ([f"--cadence={cadence.value}"] if cadence else [])
 
 
 @app.command(
@@ -73,9 +84,9 @@ def run(
     args = _suites(root) + _pytest_args(env, cadence)
     args += ["--opsverify-progress", "-q", "--no-header", "--tb=no", "-rN"]
     if min_score is not None:
-        args += ["--min-score", str(min_score)]
+        args.append(f"--min-score={min_score}")
     if run_dir is not None:
-        args += ["--run-dir", str(run_dir)]
+        args.append(f"--run-dir={run_dir}")
     raise typer.Exit(int(pytest.main(args + list(ctx.args))))
 
 
@@ -94,9 +105,11 @@ def list_checks(env: EnvOption, cadence: CadenceOption = None) -> None:
 
     args = _suites(Path.cwd()) + _pytest_args(env, cadence) + ["--collect-only"]
     code = pytest.main(args + ["-p", "no:terminal"], plugins=[Collect()])
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        # Rerun with pytest's terminal so the user sees why collection failed.
+    if code == pytest.ExitCode.INTERRUPTED:
+        # Collection failed: rerun with pytest's terminal so the user sees why.
         raise typer.Exit(int(pytest.main(args)))
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise typer.Exit(int(code))  # a usage error has already said what is wrong
     print_selection(collected)
     raise typer.Exit(int(code))
 
@@ -186,4 +199,14 @@ def status(env: EnvOption = "local") -> None:
 
 
 def main() -> None:
-    app()
+    # Click says 2 for a usage error; 2 means "interrupted" here, so usage errors exit 4.
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(2)
+    except typer.TyperException as exc:
+        exc.show()  # type: ignore[attr-defined]
+        code = exc.exit_code  # type: ignore[attr-defined]
+        sys.exit(USAGE_ERROR if code == 2 else code)
+    sys.exit(code or 0)

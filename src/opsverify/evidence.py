@@ -6,6 +6,7 @@ the profile resolves), credential headers and passwords embedded in URLs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -34,6 +35,18 @@ class Redactor:
     def add(self, value: str) -> None:
         if len(value) >= _MIN_SECRET_LENGTH:
             self._secrets.add(value)
+            # As JSON writes it (quotes, backslashes, non-ASCII escaped): a sweep must see it.
+            self._secrets.add(json.dumps(value)[1:-1])
+
+    def data(self, value: Any) -> Any:
+        """Mask secrets inside a structure before it is serialised."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.data(k): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
 
     def text(self, content: str) -> str:
         # Longest first, so a secret containing another is masked whole.
@@ -58,7 +71,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._\-]+")
 
 
 def safe_name(name: str) -> str:
-    return _UNSAFE.sub("_", name).strip("_")[:80] or "_"
+    """A file name for ``name``; when characters had to go, a short hash keeps it unique."""
+    cleaned = _UNSAFE.sub("_", name).strip("_")[:80] or "_"
+    if cleaned == name:
+        return cleaned
+    return f"{cleaned}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -74,7 +91,8 @@ class Evidence:
         return self._write(name, "txt", self.redactor.text(content).encode(), "text/plain")
 
     def json(self, name: str, data: Any) -> Path:
-        body = self.redactor.text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        masked = self.redactor.data(json.loads(json.dumps(data, default=str)))
+        body = self.redactor.text(json.dumps(masked, indent=2, sort_keys=True))
         return self._write(name, "json", body.encode(), "application/json")
 
     def binary(self, name: str, data: bytes, *, extension: str, mime: str) -> Path:

@@ -13,12 +13,14 @@ import contextlib
 import json
 import socket
 import ssl
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from opsverify import gate
 from opsverify import profile as profiles
 from opsverify import waiver as waivers
 from opsverify.check import NOT_APPLICABLE, Cadence, CheckMeta, meta_of
@@ -34,9 +36,11 @@ _PARAMETER = "opsverify_parameter"
 _WAIVER = "opsverify_waiver"
 _FAILURE = "opsverify_failure"
 _WORKER_KEY = "opsverify_run_dir"
+_USAGE = "opsverify_usage_error"
 _RUN = pytest.StashKey[Run]()
 _PROFILE = pytest.StashKey[profiles.Profile]()
 _WAIVERS = pytest.StashKey[waivers.Waivers]()
+_USAGE_ERRORS = pytest.StashKey[set[str]]()
 _SEEN_IDS = pytest.StashKey[dict[str, str]]()
 # A check that hangs despite its drivers' own timeouts is failed by pytest-timeout after this.
 DEFAULT_CHECK_TIMEOUT_S = 300
@@ -60,7 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="waiver file (default environments/<env>.waivers.yaml when it exists)",
     )
     group.addoption(
-        "--min-score", dest="opsverify_min_score", type=float, help="override the gate's minimum"
+        "--min-score",
+        dest="opsverify_min_score",
+        type=gate.minimum,
+        help="override the gate's minimum",
     )
     group.addoption(
         "--opsverify-progress",
@@ -106,7 +113,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is not None:
         run_dir = Path(worker[_WORKER_KEY])
     else:
-        run_dir = Run.new_dir(config.rootpath, profile, config.getoption("opsverify_run_dir"))
+        try:
+            run_dir = Run.new_dir(config.rootpath, profile, config.getoption("opsverify_run_dir"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     run = Run(
         directory=run_dir,
         profile=profile,
@@ -136,6 +146,19 @@ def pytest_configure_node(node: Any) -> None:
     run = node.config.stash.get(_RUN, None)
     if run is not None:
         node.workerinput[_WORKER_KEY] = str(run.directory)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    message = getattr(node, "workeroutput", {}).get(_USAGE)
+    if message:
+        node.config.stash.setdefault(_USAGE_ERRORS, set()).add(message)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for message in session.config.stash.get(_USAGE_ERRORS, ()):
+        sys.stderr.write(f"ERROR: {message}\n")
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 @pytest.fixture(scope="session")
@@ -196,13 +219,21 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     checks = [item for item in items if meta_of(getattr(item, "function", None))]
     if checks and _PROFILE not in config.stash:
-        raise pytest.UsageError("checks need an environment profile: pass --env NAME")
+        message = "checks need an environment profile: pass --env NAME"
+        if not hasattr(config, "workerinput"):
+            raise pytest.UsageError(message)
+        # An xdist worker cannot raise a usage error (the controller calls it a crash):
+        # it runs nothing and tells the controller why, which then exits 4.
+        config.workeroutput[_USAGE] = message  # type: ignore[attr-defined]
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+        return
     cadence = config.getoption("opsverify_cadence")
     if cadence:
-        deselected = [i for i in checks if cadence not in meta_of(i.function).cadences]
+        deselected = {i for i in checks if cadence not in meta_of(i.function).cadences}
         if deselected:
-            config.hook.pytest_deselected(items=deselected)
-            items[:] = [i for i in items if i not in set(deselected)]
+            config.hook.pytest_deselected(items=[i for i in items if i in deselected])
+            items[:] = [i for i in items if i not in deselected]
     for item in items:
         meta = meta_of(getattr(item, "function", None))
         if meta is None:
@@ -254,6 +285,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _redact_exception(call.excinfo.value)
     report = yield
     report.sections = [(title, REDACTOR.text(body)) for title, body in report.sections]
+    if report.failed and report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        # Rendered once and masked: tracebacks may show locals (-l) or reprs holding secrets.
+        report.longrepr = REDACTOR.text(str(report.longrepr))
     meta = meta_of(getattr(item, "function", None))
     if call.excinfo is not None and meta is not None:
         report.user_properties.append((_UNREACHABLE, _unreachable(call.excinfo.value)))
@@ -286,15 +320,20 @@ class Controller:
         self.run = run
         self.waivers = waived
         self.progress = Progress() if progress else None
+        self.selected = 0  # items pytest will run, after deselection
+        self.finished: set[str] = set()  # items whose last report arrived
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.progress:
-            self.progress.start(len(session.items))
+        self._selected(len(session.items))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self._selected(len(ids))  # every worker collects the whole selection
+
+    def _selected(self, count: int) -> None:
+        self.selected = max(self.selected, count)
         if self.progress:
-            self.progress.start(len(ids))
+            self.progress.start(self.selected)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         # The CLI hides pytest's tracebacks: a suite that cannot load must still say why.
@@ -302,15 +341,24 @@ class Controller:
             self.run.notes.append(f"collection error in {report.nodeid}: {_message(report)}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when not in ("setup", "call"):
+            self.finished.add(report.nodeid)  # "???" is xdist's report of a crashed worker
         props = dict(report.user_properties)
-        if _PROPERTY not in props:
-            return
         result = self.run.results.get(report.nodeid)
+        if _PROPERTY not in props:
+            if report.failed and report.when not in ("setup", "call", "teardown"):
+                self._crashed(report, result)
+            return
         if result is None:
             meta = CheckMeta.from_dict(json.loads(props[_PROPERTY]))
-            result = CheckResult(meta, report.nodeid, props.get(_PARAMETER), Status.passed)
+            # Error until its call phase reports: a check that never finished never passed.
+            result = CheckResult(
+                meta, report.nodeid, props.get(_PARAMETER), Status.error, "did not finish"
+            )
             self.run.results[report.nodeid] = result
         result.duration += report.duration
+        if report.when == "call" and report.passed:
+            result.status, result.message = Status.passed, ""
         result.evidence = list(props.get(_EVIDENCE, result.evidence))
         waiver = props.get(_WAIVER)
         if waiver is not None:
@@ -318,10 +366,13 @@ class Controller:
         if report.skipped and waiver is not None:
             result.status = Status.waived
             result.message = f"{_message(report)} (failure: {props.get(_FAILURE, '')})"
+        elif report.skipped and hasattr(report, "wasxfail"):
+            result.status = Status.failed  # a known failure is a failure; accept it by waiver
+            result.message = f"expected to fail (xfail): {report.wasxfail or 'no reason given'}"
         elif report.skipped:
             result.status = Status.not_applicable
             result.message = _message(report).removeprefix(NOT_APPLICABLE)
-        elif report.failed and (report.when == "call" or result.status is Status.passed):
+        elif report.failed and (report.when != "teardown" or result.status is Status.passed):
             # An unreachable target fails the check, in whichever phase it was found out.
             result.unreachable = bool(props.get(_UNREACHABLE))
             failed = report.when == "call" or result.unreachable
@@ -332,6 +383,13 @@ class Controller:
             result.message = prefix + _message(report)
         if report.when == "teardown" and self.progress:
             self.progress.advance(result)
+
+    def _crashed(self, report: pytest.TestReport, result: CheckResult | None) -> None:
+        message = _message(report)
+        if result is None:  # it died before its first report: we cannot even name the check
+            self.run.notes.append(f"{report.nodeid}: {message}")
+        else:
+            result.status, result.message = Status.error, message
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -344,15 +402,24 @@ class Controller:
             for w in self.waivers.entries
             if w.check not in ran
         ]
-        stopped = {
-            pytest.ExitCode.OK: None,
-            pytest.ExitCode.TESTS_FAILED: None,
-            pytest.ExitCode.NO_TESTS_COLLECTED: "no check was selected",
-        }.get(exitstatus, f"the run stopped early (pytest exit code {int(exitstatus)})")
+        stopped = self._stopped(session, exitstatus)
         self.run.finish(stopped=stopped)
         if stopped is None:
             passed = self.run.verdict.passed
             session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
+
+    def _stopped(self, session: pytest.Session, exitstatus: int) -> str | None:
+        """Why this run is incomplete, if it is; an incomplete run never passes the gate."""
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            return "no check was selected"
+        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            return f"the run stopped early (pytest exit code {int(exitstatus)})"
+        if session.shouldstop or session.shouldfail:
+            return f"the run stopped early: {session.shouldstop or session.shouldfail}"
+        missing = self.selected - len(self.finished)
+        if missing > 0:
+            return f"{missing} of {self.selected} selected checks did not finish"
+        return None
 
     def pytest_terminal_summary(self) -> None:
         from opsverify.report import terminal

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     BeforeValidator,
@@ -54,6 +55,16 @@ def _parse_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+
+def _no_credentials(url: AnyHttpUrl) -> AnyHttpUrl:
+    # A password in a URL is an inline secret, and URLs end up in every report.
+    if url.username or url.password:
+        raise ValueError("credentials in a URL are inline secrets: use an auth reference")
+    return url
+
+
+Url = Annotated[AnyHttpUrl, AfterValidator(_no_credentials)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
 
@@ -110,7 +121,7 @@ class EndpointKind(StrEnum):
 
 class Endpoint(Model):
     name: str
-    url: AnyHttpUrl
+    url: Url
     kind: EndpointKind = EndpointKind.api
     method: Literal["GET", "HEAD"] = "GET"
     expect_status: int = Field(200, ge=100, le=599)
@@ -120,10 +131,17 @@ class Endpoint(Model):
 
 class Service(Model):
     name: str
-    base_url: AnyHttpUrl
+    base_url: Url
     auth: Auth | None = None
     ca_file: Path | None = None  # trust for the service's TLS; None = system trust store
     endpoints: list[Endpoint] = []
+
+    @model_validator(mode="after")
+    def _credentials_exist(self) -> Service:
+        needing = [e.name for e in self.endpoints if e.auth]
+        if needing and self.auth is None:
+            raise ValueError(f"endpoints {needing} set auth: true but service.auth is missing")
+        return self
 
 
 class TlsEndpoint(Model):
@@ -142,13 +160,13 @@ class Tls(Model):
 
 
 class Prometheus(Model):
-    url: AnyHttpUrl
+    url: Url
     timeout: Duration = timedelta(seconds=10)
     expected_jobs: list[str] = []
 
 
 class Alertmanager(Model):
-    url: AnyHttpUrl
+    url: Url
     timeout: Duration = timedelta(seconds=10)
 
 
@@ -228,7 +246,8 @@ class Gate(Model):
 
 
 class Profile(Model):
-    name: str
+    # It names the reports folder: no path separators, no surprises.
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     tier: Tier
     description: str = ""
     service: Service | None = None
@@ -337,6 +356,13 @@ def _explain(error: dict[str, Any]) -> str:
     return message
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, without the offending line: it may hold an inline secret."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"not valid YAML{where}: {getattr(exc, 'problem', None) or type(exc).__name__}"
+
+
 def format_errors(path: Path, exc: ValidationError) -> str:
     """One line per problem: file, key path, what was expected. Never the offending secret."""
     return "\n".join(f"{path}: {_location(e['loc'])}: {_explain(e)}" for e in exc.errors())
@@ -357,7 +383,7 @@ def load(path: Path) -> Profile:
     except FileNotFoundError:
         raise ProfileError(f"{path}: profile not found") from None
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+        raise ProfileError(f"{path}: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: expected a mapping of profile keys at the top level")
     try:

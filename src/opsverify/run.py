@@ -48,7 +48,11 @@ class Run:
     @staticmethod
     def new_dir(root: Path, profile: Profile, override: str | None) -> Path:
         if override:
-            return Path(override).resolve()
+            chosen = Path(override).resolve()
+            # A run folder is hashed and swept for secrets whole: never someone else's files.
+            if chosen.exists() and (not chosen.is_dir() or any(chosen.iterdir())):
+                raise ValueError(f"--run-dir {chosen}: must not exist yet or be an empty folder")
+            return chosen
         # Milliseconds, so run ids sort in the order the runs started.
         now = _now()
         stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"

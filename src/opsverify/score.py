@@ -38,11 +38,14 @@ class Tally:
                 self.earned += weight
 
     @property
-    def score(self) -> float | None:
+    def exact(self) -> float | None:
         """None when nothing applicable was checked: there is nothing to score."""
-        if not self.applicable:
-            return None
-        return round(100 * self.earned / self.applicable, 2)
+        return 100 * self.earned / self.applicable if self.applicable else None
+
+    @property
+    def score(self) -> float | None:
+        """The score as reported: two decimals."""
+        return None if self.exact is None else round(self.exact, 2)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,10 @@ class Score:
     @property
     def value(self) -> float | None:
         return self.overall.score
+
+    @property
+    def exact(self) -> float | None:
+        return self.overall.exact
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from opsverify.profile import ProfileError, format_errors
+from opsverify.profile import ProfileError, format_errors, yaml_problem
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -98,7 +98,7 @@ def load(path: Path | None, *, required: bool = False) -> Waivers:
     except FileNotFoundError:
         raise WaiverError(f"{path}: waiver file not found") from None
     except yaml.YAMLError as exc:
-        raise WaiverError(f"{path}: not valid YAML: {exc}") from None
+        raise WaiverError(f"{path}: {yaml_problem(exc)}") from None
     try:
         parsed = WaiverFile.model_validate(raw if raw is not None else {})
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx
 from opsverify.profile import Endpoint, Service
 
 BODY_EXCERPT = 4096
+MAX_BODY = 16 * 1024 * 1024  # a health or metrics answer; more is a broken target
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
@@ -28,8 +30,22 @@ def get(
     headers: dict[str, str] | None = None,
     method: str = "GET",
 ) -> httpx.Response:
-    with httpx.Client(verify=tls_context(ca_file), timeout=timeout) as client:
-        return client.request(method, url, headers=headers)
+    """One request with a *total* deadline: httpx's timeouts are per phase, so a server
+    dripping a byte a second would otherwise never time out."""
+    deadline = time.monotonic() + timeout
+    with (
+        httpx.Client(verify=tls_context(ca_file), timeout=timeout) as client,
+        client.stream(method, url, headers=headers) as response,
+    ):
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout(f"{url}: no complete answer within {timeout:g} s")
+            if len(body) > MAX_BODY:
+                raise httpx.ReadError(f"{url}: answer larger than {MAX_BODY} bytes")
+        response._content = bytes(body)  # what .read() would set: .text and .json() work
+        return response
 
 
 def call(endpoint: Endpoint, service: Service) -> httpx.Response:

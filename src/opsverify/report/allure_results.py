@@ -59,11 +59,11 @@ def _title(run: Run) -> str:
 
 
 def write_html(run: Run) -> None:
-    cli = allure.find_cli()
-    if cli is None:
-        run.notes.append("HTML report not generated: Allure 3 CLI not found (npm ci installs it)")
-        return
     try:
+        cli = allure.find_cli()
+        if cli is None:
+            run.notes.append("HTML report not generated: Allure 3 CLI not found (npm ci)")
+            return
         run.html_report = allure.generate_html(
             run.allure_results, run.directory / "html", report_name=_title(run), cli=cli
         )

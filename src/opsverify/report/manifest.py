@@ -39,9 +39,21 @@ def write(run: Run) -> Path:
     return path
 
 
+class ManifestError(ValueError):
+    """A manifest that is missing or unreadable: the run folder cannot be proven."""
+
+
 def verify(directory: Path) -> list[str]:
     """Files whose content no longer matches the manifest (or that appeared or vanished)."""
-    recorded = json.loads((directory / FILENAME).read_text())["files"]
+    path = directory / FILENAME
+    try:
+        recorded = json.loads(path.read_text())["files"]
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: missing, so the run folder cannot be proven") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ManifestError(f"{path}: not a manifest ({exc!r})") from None
+    if not isinstance(recorded, dict):
+        raise ManifestError(f"{path}: 'files' must map names to hashes")
     actual = build(directory)["files"]
     changed = [name for name, entry in recorded.items() if actual.get(name) != entry]
     return sorted(changed + [name for name in actual if name not in recorded])

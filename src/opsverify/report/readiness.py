@@ -51,7 +51,9 @@ def load(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ReadinessError(f"{path}: not found") from None
-    except json.JSONDecodeError as exc:
+    except IsADirectoryError:
+        raise ReadinessError(f"{path}: is a folder, expected a readiness.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReadinessError(f"{path}: not valid JSON: {exc}") from None
     try:
         jsonschema.validate(data, schema())

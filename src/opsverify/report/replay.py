@@ -16,15 +16,16 @@ from opsverify.result import CheckResult
 
 def replay(path: Path, min_score: float | None) -> bool:
     """True when the stored run passes the gate; ValueError when it cannot be trusted."""
+    if path.is_dir():
+        path = path / readiness.FILENAME
     data = readiness.load(path)
     folder = path.parent
-    # A readiness.json copied out of its run folder can still be re-scored, unproven.
-    if (folder / manifest.FILENAME).exists():
-        changed = manifest.verify(folder)
-        if changed:
-            raise readiness.ReadinessError(
-                f"{folder}: files differ from manifest.json: {', '.join(changed[:10])}"
-            )
+    # No manifest, no proof: a gate must not take an unprovable run on trust.
+    changed = manifest.verify(folder)
+    if changed:
+        raise readiness.ReadinessError(
+            f"{folder}: files differ from manifest.json: {', '.join(changed[:10])}"
+        )
     results = [CheckResult.from_dict(item) for item in data["checks"]]
     score = scoring.compute(results)
     stored = data["score"]["score"]
@@ -32,7 +33,10 @@ def replay(path: Path, min_score: float | None) -> bool:
         raise readiness.ReadinessError(
             f"{path}: stored score {stored} does not match its checks ({score.value})"
         )
-    threshold = data["gate"]["min_score"] if min_score is None else min_score
+    threshold = gate.minimum(data["gate"]["min_score"] if min_score is None else min_score)
     verdict = gate.evaluate(score, results, threshold)
+    if data["run"]["interrupted"]:
+        stored = tuple(data["gate"]["reasons"])
+        verdict = gate.Verdict(False, threshold, ("the stored run did not complete", *stored))
     print_replay(data["run"], score, verdict)
     return verdict.passed
