@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -23,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyAddress,
     ValidationError,
     model_validator,
 )
@@ -159,15 +161,104 @@ class Tls(Model):
     endpoints: list[TlsEndpoint] = []
 
 
+class Command(Model):
+    """A command a check runs (a config validator, say): argv, never a shell string."""
+
+    name: str
+    argv: list[str] = Field(min_length=1)
+    cwd: Path | None = None
+    timeout: Duration = timedelta(seconds=60)
+
+
+class LoadBalancer(Model):
+    name: str
+    url: Url  # a health URL answered *through* the load balancer
+    ca_file: Path | None = None
+    expect_status: int = Field(200, ge=100, le=599)
+    timeout: Duration = timedelta(seconds=5)
+    validate_config: Command | None = None  # e.g. nginx -t; the server's own validation
+
+
+class DnsRecord(Model):
+    name: str
+    addresses: list[IPvAnyAddress] = Field(min_length=1)
+
+
+class Dns(Model):
+    resolver: IPvAnyAddress | None = None  # None: the system resolver
+    port: int = Field(53, ge=1, le=65535)
+    timeout: Duration = timedelta(seconds=5)
+    records: list[DnsRecord] = []
+
+
+def _absolute(path: PurePosixPath) -> PurePosixPath:
+    if not path.is_absolute():  # a path on the host, which may be remote: no base to join
+        raise ValueError("expected an absolute path on the host")
+    return path
+
+
+HostPath = Annotated[PurePosixPath, AfterValidator(_absolute)]
+
+
+class Mount(Model):
+    path: HostPath
+    min_free: Percent = 20
+    writable: bool = True
+
+
+class Host(Model):
+    """A machine reached with pytest-testinfra: local://, ssh://user@host:port, paramiko://…"""
+
+    name: str
+    url: str = Field(pattern=r"^(local|ssh|paramiko|docker|podman|kubectl|ansible)://")
+    ssh_config: Path | None = None
+    mounts: list[Mount] = []
+    secret_files: list[HostPath] = []  # must exist and not be readable by others
+
+
+class JunitArtifact(Model):
+    name: str
+    file: Path
+    max_age: Duration = timedelta(days=7)
+
+
+class ScanReport(Model):
+    name: str
+    file: Path
+    format: Literal["trivy", "grype", "sarif", "pip-audit"]
+    max_age: Duration = timedelta(days=7)
+
+
+class Security(Model):
+    scans: list[ScanReport] = []
+    fail_on: list[Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]] = ["CRITICAL"]
+    scan_paths: list[Path] = []  # folders scanned for plaintext secrets
+
+
 class Prometheus(Model):
     url: Url
     timeout: Duration = timedelta(seconds=10)
     expected_jobs: list[str] = []
+    rule_groups: list[str] = []  # alert rule groups that must be loaded
 
 
 class Alertmanager(Model):
     url: Url
     timeout: Duration = timedelta(seconds=10)
+    paging_receiver: str | None = None  # where severity=critical must be routed
+    # Where a synthetic page can be seen arriving (the sandbox's webhook receiver); real
+    # environments leave it out, and the end-to-end paging check is then not applicable.
+    delivery_probe: Url | None = None
+
+
+class IncidentSeverity(Model):
+    level: Literal["P1", "P2", "P3", "P4"]
+    matchers: dict[str, str] = Field(min_length=1)  # labels of the alerts of this level
+    respond_within: Duration
+
+
+class Incident(Model):
+    severities: list[IncidentSeverity] = []
 
 
 class Monitoring(Model):
@@ -252,7 +343,14 @@ class Profile(Model):
     description: str = ""
     service: Service | None = None
     tls: Tls | None = None
+    load_balancers: list[LoadBalancer] = []
+    dns: Dns | None = None
+    hosts: list[Host] = []
+    tests: list[JunitArtifact] = []  # test reports of the release being deployed
+    security: Security | None = None
+    config_validation: list[Command] = []
     monitoring: Monitoring = Monitoring()
+    incident: Incident | None = None
     slo: Slo | None = None
     resources: Resources | None = None
     dr: Dr | None = None
@@ -313,18 +411,69 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
         lambda p: [p.monitoring.prometheus] if p.monitoring.prometheus else [],
         "no Prometheus configured (monitoring.prometheus)",
     ),
+    "alertmanager": (
+        lambda p: [p.monitoring.alertmanager] if p.monitoring.alertmanager else [],
+        "no Alertmanager configured (monitoring.alertmanager)",
+    ),
+    "incident_severity": (
+        lambda p: p.incident.severities if p.incident else [],
+        "no incident severity levels configured (incident.severities)",
+    ),
+    "load_balancer": (lambda p: p.load_balancers, "no load balancer configured (load_balancers)"),
+    "dns_record": (
+        lambda p: p.dns.records if p.dns else [],
+        "no DNS record configured (dns.records)",
+    ),
+    "host": (lambda p: p.hosts, "no host configured (hosts)"),
+    "mount": (
+        lambda p: [Named(f"{h.name}:{m.path}", (h, m)) for h in p.hosts for m in h.mounts],
+        "no data mount configured (hosts[].mounts)",
+    ),
+    "secret_file": (
+        lambda p: [Named(f"{h.name}:{f}", (h, f)) for h in p.hosts for f in h.secret_files],
+        "no secret file configured (hosts[].secret_files)",
+    ),
+    "junit_artifact": (lambda p: p.tests, "no test report configured (tests)"),
+    "scan_report": (
+        lambda p: p.security.scans if p.security else [],
+        "no security scan report configured (security.scans)",
+    ),
+    "secret_scan_path": (
+        lambda p: [Named(str(path), path) for path in p.security.scan_paths] if p.security else [],
+        "no folder to scan for secrets configured (security.scan_paths)",
+    ),
+    "config_command": (
+        lambda p: p.config_validation,
+        "no configuration validator configured (config_validation)",
+    ),
+    "backup_repository": (
+        lambda p: p.backup.repositories if p.backup else [],
+        "no backup repository configured (backup.repositories)",
+    ),
 }
+
+
+@dataclass(frozen=True)
+class Named:
+    """A subject without a name of its own (a pair, a path), named for reports."""
+
+    name: str
+    value: Any
 
 
 def subjects(profile: Profile, name: str) -> tuple[list[tuple[str, Any]], str]:
     """(id, value) pairs a check iterates for argument ``name``, and the not-applicable reason."""
     find, reason = SUBJECTS[name]
-    return [(getattr(v, "name", None) or name, v) for v in find(profile)], reason
+    return [
+        (v.name, v.value) if isinstance(v, Named) else (getattr(v, "name", None) or name, v)
+        for v in find(profile)
+    ], reason
 
 
 def _absolutise(data: Any, base: Path, key: str = "") -> Any:
     """Make relative file paths absolute against the profile's folder before validation."""
-    path_keys = {"file", "ca_file", "manifests", "state_dir"}
+    path_keys = {"file", "ca_file", "manifests", "state_dir", "cwd", "ssh_config", "scan_paths"}
+    path_keys |= {"secret_files"}  # relative ones only make sense for local:// hosts
     if isinstance(data, dict):
         return {k: _absolutise(v, base, k) for k, v in data.items()}
     if isinstance(data, list):
