@@ -13,8 +13,9 @@ APT_PACKAGES=(postgresql nginx prometheus prometheus-alertmanager prometheus-nod
 # Binaries that prove a package is there, so a warm machine skips apt entirely.
 NEEDED_BINARIES=(nginx prometheus prometheus-alertmanager prometheus-node-exporter restic)
 if [[ $DEV == 1 ]]; then
-  APT_PACKAGES+=(chromium)
-  NEEDED_BINARIES+=(chromium)
+  # The tests render the HTML report in a browser and reach a host over a real sshd.
+  APT_PACKAGES+=(chromium openssh-server openssh-client)
+  NEEDED_BINARIES+=(chromium sshd ssh)
 fi
 command -v npm >/dev/null || { APT_PACKAGES+=(nodejs npm); NEEDED_BINARIES+=(npm); }
 python3 -c 'import ensurepip' 2>/dev/null || { APT_PACKAGES+=(python3-venv); NEEDED_BINARIES+=(__venv__); }

@@ -85,7 +85,8 @@ def test_predeploy_run_on_a_healthy_sandbox_passes_with_every_artifact(
     jsonschema.validate(data, schema())
     statuses = {c["id"]: c["status"] for c in data["checks"]}
     expected = {"APP-001", "APP-002", "APP-003", "TLS-001", "TLS-002", "TLS-003"}
-    assert expected | {"MON-001", "MON-002"} <= statuses.keys()
+    expected |= {"MON-001", "MON-002", "INF-001", "INF-003", "INF-004", "BKP-001"}
+    assert expected <= statuses.keys()
     assert set(statuses.values()) == {"passed"}, statuses
     assert data["score"]["score"] == 100 and data["gate"]["passed"] is True
     # Every check kept evidence, and the evidence is what the check saw.
@@ -117,8 +118,11 @@ def test_html_report_renders_checks_and_score_in_a_browser(profile: Path, tmp_pa
     # every category with its count of checks (collapsed: the leaves need a click).
     assert "opsverify e2e: score 100, gate passed" in text
     assert "score 100 gate passed min_score 90" in text
-    assert "application 3 infrastructure 3 monitoring 2" in text
-    assert "8 passed (100% of all tests)" in text
+    categories = readiness(folder)["score"]["categories"]
+    tree = " ".join(f"{name} {sum(t['counts'].values())}" for name, t in categories.items())
+    assert tree in text
+    passed = sum(t["counts"]["passed"] for t in categories.values())
+    assert f"{passed} passed" in text
 
 
 def test_second_run_makes_a_new_folder_and_a_history_line(profile: Path, tmp_path: Path) -> None:
@@ -160,6 +164,9 @@ def test_stopped_service_fails_health_and_the_gate(
     checks = by_id(tmp_path / "run")
     assert checks["APP-001"]["status"] == "failed"
     assert "answered 502" in checks["APP-001"]["message"]
+    # The load balancer is up but its upstream is not: INF-001 says so too.
+    assert checks["INF-001"]["status"] == "failed"
+    assert "upstream problem" in checks["INF-001"]["message"]
     assert "FAIL APP-001[health] critical" in outcome.stdout
     assert any("APP-001" in r for r in readiness(tmp_path / "run")["gate"]["reasons"])
 

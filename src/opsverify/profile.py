@@ -176,12 +176,12 @@ class LoadBalancer(Model):
     ca_file: Path | None = None
     expect_status: int = Field(200, ge=100, le=599)
     timeout: Duration = timedelta(seconds=5)
-    validate_config: Command | None = None  # e.g. nginx -t; the server's own validation
 
 
 class DnsRecord(Model):
     name: str
-    addresses: list[IPvAnyAddress] = Field(min_length=1)
+    addresses: list[IPvAnyAddress] = Field(min_length=1)  # what the name may resolve to
+    all_required: bool = True  # and must every one of them be among the answers?
 
 
 class Dns(Model):

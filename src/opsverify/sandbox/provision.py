@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import shutil
 import socket
 import stat
@@ -299,12 +300,16 @@ def bootstrap_database(settings: Settings) -> bool:
 
 def start_restic_init(layout: Layout, binaries: Binaries) -> subprocess.Popen[bytes] | None:
     """Start ``restic init`` in the background when the repository is missing (its key
-    derivation takes seconds, which overlap with the processes starting)."""
+    derivation takes seconds, which overlap with the processes starting), followed by the
+    first configuration backup: the handbook backs configuration up on change, and ``up``
+    has just written it."""
     if (layout.restic_repo / "config").exists():
         return None
+    restic = shlex.quote(str(binaries.restic))
+    script = f"{restic} init && {restic} backup --tag configuration --tag initial config"
     with (layout.log_dir / "restic-init.log").open("wb") as out:
         return subprocess.Popen(
-            [str(binaries.restic), "init"],
+            ["/bin/sh", "-c", script],
             cwd=layout.root,
             env=restic_env(layout),
             stdin=subprocess.DEVNULL,
