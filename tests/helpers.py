@@ -84,3 +84,30 @@ def sandbox_ports(base: int):  # noqa: ANN201 - imports the sandbox only when a 
     return Ports(
         **{k: base + v for k, v in offsets.items()}, node_exporter=base + 100, webhook=base + 195
     )
+
+
+def write_profile(settings, folder: Path, **changes: object) -> Path:  # noqa: ANN001
+    """environments/local.yaml, moved to a test sandbox's ports and state folder.
+
+    ``changes`` set keys by path, parts joined with ``__`` (``service__endpoints__0__url``).
+    """
+    import yaml
+
+    from opsverify.sandbox import Ports
+
+    text = (ROOT / "environments" / "local.yaml").read_text()
+    defaults = Ports().model_dump()
+    for name, port in settings.ports.model_dump().items():
+        text = text.replace(str(defaults[name]), str(port))
+    text = text.replace("../.sandbox", str(settings.state_dir))
+    data = yaml.safe_load(text)
+    data["name"] = "e2e"
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = data
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[leaf] = value
+    path = folder / "e2e.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 
 from opsverify import sandbox
 from opsverify.report import manifest
 from opsverify.report.readiness import schema
 from tests.browser import chromium, is_blank, render
-from tests.helpers import ROOT, Outcome, opsverify, readiness, sandbox_ports
+from tests.helpers import ROOT, Outcome, opsverify, readiness, sandbox_ports, write_profile
 
 PORTS = sandbox_ports(38000)
 CANARY = "canary-e2e-5b1d0c77-never-print-me"
@@ -38,26 +37,6 @@ def settings() -> Iterator[sandbox.Settings]:
         yield state
     finally:
         sandbox.down(state, purge=True)
-
-
-def write_profile(settings: sandbox.Settings, folder: Path, **changes: object) -> Path:
-    """environments/local.yaml, moved to this sandbox's ports and state folder."""
-    text = (ROOT / "environments" / "local.yaml").read_text()
-    defaults = sandbox.Ports().model_dump()
-    for name, port in PORTS.model_dump().items():
-        text = text.replace(str(defaults[name]), str(port))
-    text = text.replace("../.sandbox", str(settings.state_dir))
-    data = yaml.safe_load(text)
-    data["name"] = "e2e"
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split("__")
-        node = data
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        node[leaf] = value
-    path = folder / "e2e.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(scope="module")

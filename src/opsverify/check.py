@@ -47,6 +47,7 @@ class Category(StrEnum):
     dr = "dr"
     load = "load"
     chaos = "chaos"
+    operations = "operations"
 
 
 _ID = re.compile(r"^[A-Z]{2,5}-\d{3}$")

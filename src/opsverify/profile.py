@@ -278,6 +278,7 @@ class Resources(Model):
     memory_max: Percent = 85
     disk_min_free: Percent = 20
     network_max: Percent = 80
+    window: Duration = timedelta(minutes=5)  # rates (CPU, network) are averaged over this
 
 
 class Dr(Model):
@@ -416,7 +417,7 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
         "no Alertmanager configured (monitoring.alertmanager)",
     ),
     "incident_severity": (
-        lambda p: p.incident.severities if p.incident else [],
+        lambda p: [Named(s.level, s) for s in p.incident.severities] if p.incident else [],
         "no incident severity levels configured (incident.severities)",
     ),
     "load_balancer": (lambda p: p.load_balancers, "no load balancer configured (load_balancers)"),
