@@ -191,8 +191,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     profile = metafunc.config.stash.get(_PROFILE, None)
     if profile is None:
         return  # collection_modifyitems stops the run with a usage error
+    # A check may parametrize an argument itself; the profile then does not.
+    explicit = {
+        name.strip()
+        for marker in metafunc.definition.iter_markers("parametrize")
+        for name in (
+            marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0]
+        )
+    }
     for name in metafunc.fixturenames:
-        if name not in profiles.SUBJECTS:
+        if name not in profiles.SUBJECTS or name in explicit:
             continue
         subjects, reason = profiles.subjects(profile, name)
         if subjects:

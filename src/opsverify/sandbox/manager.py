@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from cryptography import x509
 
-from . import provision
+from . import provision, release
 from .errors import SandboxError
 from .probes import Probes, addresses, ports_by_component, served_certificate, unscraped_jobs
 from .settings import Layout, Settings
@@ -87,6 +87,7 @@ def up(settings: Settings, timeout: float = 120.0) -> list[Component]:
         provision.check_ports_free(ports_by_component(settings.ports))
         provision.prepare(layout, binaries, configs)
         _start_supervisord(layout)
+    release.deploy(layout)  # the release's test and scan reports, as its CI produced them
     # In both cases: an earlier `up` may have timed out before the repository was created.
     restic_init = provision.start_restic_init(layout, binaries)
     try:
