@@ -311,7 +311,7 @@ def test_prometheus_scrapes_every_job_and_loads_the_alert_rules(
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}
         assert rule["annotations"]["summary"]
-        assert rule["annotations"]["runbook_url"].startswith("https://")
+        assert rule["annotations"]["runbook_url"].startswith("runbooks/alerts.md#")
 
 
 def test_generated_configs_pass_the_official_validators(sandbox: Settings) -> None:

@@ -1,7 +1,9 @@
-"""Prometheus driver: its HTTP API (query, targets) and the text exposition format."""
+"""Prometheus driver: its HTTP API (query, targets, rules, alerts) and the text exposition
+format."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -38,6 +40,41 @@ def target_health(prometheus: Prometheus) -> list[dict[str, Any]]:
         }
         for t in targets
     ]
+
+
+def rule_groups(prometheus: Prometheus) -> list[dict[str, Any]]:
+    """``/api/v1/rules``: every loaded rule group with its rules (alerting and recording)."""
+    return _api(prometheus, "/api/v1/rules")["groups"]
+
+
+def alerts(prometheus: Prometheus) -> list[dict[str, Any]]:
+    """``/api/v1/alerts``: alerts pending or firing now."""
+    return _api(prometheus, "/api/v1/alerts")["alerts"]
+
+
+def alerts_fired(prometheus: Prometheus, window: str = "24h") -> list[dict[str, Any]]:
+    """Every alert that was firing at some point in ``window``, from Prometheus' ``ALERTS``
+    series: its labels and roughly how long it fired (samples × evaluation interval)."""
+    samples_ = query(prometheus, f'count_over_time(ALERTS{{alertstate="firing"}}[{window}])')
+    last = {
+        tuple(sorted(r["metric"].items())): float(r["value"][1])
+        for r in query(
+            prometheus, f'max_over_time(timestamp(ALERTS{{alertstate="firing"}})[{window}:])'
+        )
+    }
+    fired = []
+    for row in samples_:
+        labels = {k: v for k, v in row["metric"].items() if k != "alertstate"}
+        key = tuple(sorted(row["metric"].items()))  # both queries drop the metric name
+        seen = last.get(key)
+        fired.append(
+            {
+                "labels": labels,
+                "samples": int(float(row["value"][1])),
+                "last_seen": datetime.fromtimestamp(seen, UTC).isoformat() if seen else None,
+            }
+        )
+    return sorted(fired, key=lambda a: (a["labels"].get("alertname", ""), str(a["labels"])))
 
 
 def samples(exposition: str, metric: str) -> list[tuple[dict[str, str], float]]:

@@ -1,0 +1,199 @@
+"""Handbook › Monitoring › "Alert rules configured", "PagerDuty integration tested";
+Incident Response › Detection › "Alert fires in PagerDuty"."""
+
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from opsverify import family, not_applicable
+from opsverify.drivers import alertmanager as am
+from opsverify.drivers import prometheus as prom
+
+alerting_check = family(
+    category="monitoring",
+    controls=["SOC2:CC7.2", "SOC2:CC7.3", "ISO27001:A.8.16", "ISO27001:A.5.25"],
+    runbook="runbooks/alerting.md",
+    cadences=["predeploy", "daily"],
+)
+
+CRITICAL = {"severity": "critical"}
+PROBE_LABEL = "opsverify_probe"  # marks opsverify's synthetic pages (OPS-001 leaves them out)
+DELIVERY_BOUND = timedelta(seconds=20)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _runbook_problem(url: str, root: Path, timeout: float) -> str | None:
+    """Why ``url`` does not lead to a runbook, or None when it does."""
+    if urlsplit(url).scheme in ("http", "https"):
+        try:
+            response = httpx.get(url, timeout=timeout, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            return f"{url} cannot be fetched: {type(exc).__name__}: {exc}"
+        return None if response.status_code == 200 else f"{url} answered {response.status_code}"
+    if urlsplit(url).scheme:
+        return f"{url}: expected an http(s) URL or a path relative to the repository"
+    path, _, anchor = url.partition("#")
+    file = (root / path).resolve()
+    if not file.is_relative_to(root.resolve()):
+        return f"{url} leaves the repository"
+    if not file.is_file():
+        return f"{url}: no file {path} in {root}"
+    if anchor and file.suffix == ".md":
+        headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", file.read_text(), flags=re.MULTILINE)
+        if anchor not in {_slug(h) for h in headings}:
+            return f"{url}: {path} has no section #{anchor}"
+    return None
+
+
+@alerting_check(
+    "MON-003",
+    "Alert rules are loaded, and every alert has a severity, a summary and a runbook that exists",
+    severity="high",
+)
+def test_alert_rules_configured(prometheus, evidence, pytestconfig):
+    # A relative runbook_url is read from the repository root: the folder the run starts in,
+    # where checks/ and runbooks/ live (also the base of every check's own runbook link).
+    root = pytestconfig.rootpath
+    groups = prom.rule_groups(prometheus)
+    timeout = prometheus.timeout.total_seconds()
+    rules, problems = [], []
+    for group in groups:
+        for rule in group["rules"]:
+            if rule["type"] != "alerting":
+                continue
+            labels, annotations = rule.get("labels") or {}, rule.get("annotations") or {}
+            where = f"{group['name']}/{rule['name']}"
+            found = [] if labels.get("severity") else [f"{where}: no label severity"]
+            found += [
+                f"{where}: no annotation {name}"
+                for name in ("summary", "runbook_url")
+                if not annotations.get(name)
+            ]
+            url = annotations.get("runbook_url")
+            if url and (problem := _runbook_problem(url, root, timeout)):
+                found.append(f"{where}: runbook {problem}")
+            rules.append(
+                {
+                    "group": group["name"],
+                    "file": group.get("file"),
+                    "alert": rule["name"],
+                    "labels": labels,
+                    "annotations": annotations,
+                    "problems": found,
+                }
+            )
+            problems += found
+    evidence.json(
+        "alert-rules",
+        {"repository_root": str(root), "expected_groups": prometheus.rule_groups, "rules": rules},
+    )
+    loaded = {g["name"] for g in groups}
+    missing = [g for g in prometheus.rule_groups if g not in loaded]
+    assert not missing, (
+        f"rule groups not loaded in Prometheus: {missing} (loaded: {sorted(loaded)})"
+    )
+    assert rules, "Prometheus has no alerting rule loaded"
+    assert not problems, "; ".join(problems)
+
+
+@alerting_check(
+    "MON-004",
+    "Alertmanager routes severity=critical alerts to the paging receiver",
+    severity="critical",
+)
+def test_critical_alerts_page(alertmanager, evidence):
+    if not alertmanager.paging_receiver:
+        not_applicable("no paging receiver configured (monitoring.alertmanager.paging_receiver)")
+    config = am.loaded_config(alertmanager)
+    matches = am.route_for(config, {"alertname": "OpsverifyRouteProbe", **CRITICAL})
+    integrations = am.receiver_integrations(config, alertmanager.paging_receiver)
+    evidence.json(
+        "critical-routing",
+        {
+            "alert_labels": CRITICAL,
+            "paging_receiver": alertmanager.paging_receiver,
+            "paging_receiver_integrations": integrations,
+            "routes_reached": [m.describe() for m in matches],
+            "route_tree": config["route"],
+        },
+    )
+    reached = [m.receiver for m in matches]
+    assert alertmanager.paging_receiver in reached, (
+        f"a severity=critical alert is routed to {reached}, "
+        f"not to the paging receiver {alertmanager.paging_receiver!r}"
+    )
+    assert integrations is not None, f"receiver {alertmanager.paging_receiver!r} is not defined"
+    assert integrations, f"receiver {alertmanager.paging_receiver!r} has no notifier configured"
+
+
+def _delivered(probe_url: str, probe_id: str, timeout: float) -> dict | None:
+    response = httpx.get(probe_url, timeout=timeout)
+    response.raise_for_status()
+    for record in response.json():
+        body = record.get("body")
+        alerts = body.get("alerts", []) if isinstance(body, dict) else []
+        if any(
+            a.get("labels", {}).get(PROBE_LABEL) == probe_id and a.get("status") == "firing"
+            for a in alerts
+        ):
+            return record
+    return None
+
+
+@alerting_check(
+    "MON-005",
+    "A synthetic critical alert sent to Alertmanager reaches the paging receiver in time",
+    severity="high",
+    cadences=["predeploy", "weekly"],
+    destructive=True,
+)
+def test_paging_end_to_end(alertmanager, evidence):
+    if alertmanager.delivery_probe is None:
+        not_applicable(
+            "no delivery probe configured (monitoring.alertmanager.delivery_probe): a real "
+            "pager cannot be read back"
+        )
+    probe_id = uuid.uuid4().hex
+    alert = am.synthetic_alert(
+        {"alertname": "OpsverifyPagingProbe", PROBE_LABEL: probe_id, **CRITICAL},
+        {"summary": "opsverify paging test: synthetic alert, no action needed"},
+        lasts=timedelta(minutes=2),
+    )
+    timeout = alertmanager.timeout.total_seconds()
+    sent = time.monotonic()
+    sent_at = datetime.now(UTC)
+    am.post_alerts(alertmanager, [alert])
+    received = None
+    try:
+        while received is None and time.monotonic() - sent < DELIVERY_BOUND.total_seconds():
+            received = _delivered(str(alertmanager.delivery_probe), probe_id, timeout)
+            if received is None:
+                time.sleep(0.25)
+        latency = time.monotonic() - sent
+    finally:  # resolve it: a probe must not stay firing (nor page twice)
+        am.post_alerts(alertmanager, [{**alert, "endsAt": datetime.now(UTC).isoformat()}])
+    evidence.json(
+        "paging-probe",
+        {
+            "sent_at": sent_at.isoformat(),
+            "alert_sent": alert,
+            "delivery_probe": str(alertmanager.delivery_probe),
+            "bound_seconds": DELIVERY_BOUND.total_seconds(),
+            "notification_received": received,
+            "latency_seconds": round(latency, 3) if received else None,
+        },
+    )
+    assert received is not None, (
+        f"the synthetic critical alert {probe_id} did not reach {alertmanager.delivery_probe} "
+        f"within {DELIVERY_BOUND.total_seconds():g} s"
+    )
