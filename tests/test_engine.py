@@ -356,3 +356,37 @@ def test_reports_stay_under_the_current_folder_whatever_paths_are_passed(
     elsewhere.write_text((basic.root / "environments" / "t.yaml").read_text())
     assert opsverify("run", "--env", str(elsewhere), cwd=basic.root).code == 0
     assert basic.latest().parent == basic.root / "reports" / "t"
+
+
+DESTRUCTIVE = """\
+    from pathlib import Path
+    from opsverify import check
+
+    @check("DST-001", "changes things", category="dr", severity="high", cadences=["monthly"],
+           controls=[], runbook="", destructive=True)
+    def test_changes_things():
+        Path("touched").write_text("the check ran")
+"""
+
+
+@pytest.mark.parametrize(
+    ("tier", "allowed", "flag", "runs"),
+    [
+        ("staging", False, False, True),
+        ("production", False, False, False),
+        ("production", True, False, False),
+        ("production", False, True, False),
+        ("production", True, True, True),
+    ],
+)
+def test_destructive_checks_against_production_need_profile_and_flag(
+    suite: Suite, tier: str, allowed: bool, flag: bool, runs: bool
+) -> None:
+    suite.profile(f"name: t\ntier: {tier}\nallow_destructive: {str(allowed).lower()}\n")
+    suite.checks("test_d.py", DESTRUCTIVE)
+    suite.run(*(["--allow-destructive"] if flag else []))
+    assert (suite.root / "touched").exists() is runs
+    check = readiness(suite.latest())["checks"][0]
+    assert check["status"] == ("passed" if runs else "not_applicable")
+    if not runs:
+        assert check["message"].startswith("refused: a destructive check against production")

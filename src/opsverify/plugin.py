@@ -64,6 +64,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="waiver file (default environments/<env>.waivers.yaml when it exists)",
     )
     group.addoption(
+        "--allow-destructive",
+        dest="opsverify_allow_destructive",
+        action="store_true",
+        help="let destructive checks run against a production profile that allows them",
+    )
+    group.addoption(
         "--min-score",
         dest="opsverify_min_score",
         type=gate.minimum,
@@ -242,15 +248,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if deselected:
             config.hook.pytest_deselected(items=[i for i in items if i in deselected])
             items[:] = [i for i in items if i not in deselected]
+    refusal = _destructive_refusal(config)
     for item in items:
         meta = meta_of(getattr(item, "function", None))
         if meta is None:
             continue
+        if meta.destructive and refusal:
+            item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE + refusal))
         item.extra_keyword_matches.add(meta.id)
         item.user_properties.append((_PROPERTY, json.dumps(meta.to_dict())))
         item.user_properties.append((_PARAMETER, _parameter_id(item)))
         for marker in _allure_markers(meta):
             item.add_marker(marker)
+
+
+def _destructive_refusal(config: pytest.Config) -> str | None:
+    """Why destructive checks may not run here, or None. Decided before anything runs."""
+    profile = config.stash.get(_PROFILE, None)
+    if profile is None or profile.tier != profiles.Tier.production:
+        return None
+    if profile.allow_destructive and config.getoption("opsverify_allow_destructive"):
+        return None
+    return (
+        "refused: a destructive check against production needs allow_destructive: true "
+        "in the profile and --allow-destructive on the command line"
+    )
 
 
 _ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor"}

@@ -358,6 +358,9 @@ class Profile(Model):
     backup: Backup | None = None
     kubernetes: Kubernetes | None = None
     gate: Gate = Gate()
+    # A production profile must say so before any check that changes something (a drill,
+    # a synthetic page, a fault) may run, and the run must pass --allow-destructive too.
+    allow_destructive: bool = False
     sandbox: SandboxSettings | None = None
 
     # Where the profile came from; relative paths inside it are relative to its folder.
