@@ -31,11 +31,16 @@ def settings() -> Iterator[sandbox.Settings]:
     state = sandbox.Settings(state_dir=Path(tempfile.mkdtemp(prefix="opsverify-ops-")), ports=PORTS)
     try:
         sandbox.up(state, timeout=180)
-        # Rates need two samples in their window: wait for Prometheus to have them.
+        # Rates need two samples in their window: wait for Prometheus to have them, for the
+        # node and for the service (whose request counter appears one scrape later).
         deadline = time.monotonic() + 60
-        while not _series(state, f'rate(node_cpu_seconds_total{{mode="idle"}}[{WINDOW}])'):
-            assert time.monotonic() < deadline, "Prometheus has no CPU rate after 60 s"
-            time.sleep(1)
+        for promql in (
+            f'rate(node_cpu_seconds_total{{mode="idle"}}[{WINDOW}])',
+            "sum(increase(cronos_ai_http_requests_total[24h]))",
+        ):
+            while not _series(state, promql):
+                assert time.monotonic() < deadline, f"Prometheus has no {promql} after 60 s"
+                time.sleep(1)
         yield state
     finally:
         sandbox.down(state, purge=True)

@@ -135,9 +135,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.collectonly:
         return  # listing checks leaves no run folder behind
     # Our outputs go to the run folder unless the user pointed them elsewhere.
-    if not config.option.allure_report_dir:
+    # (getattr: either plugin may be disabled with -p no:…)
+    if not getattr(config.option, "allure_report_dir", "unset"):
         config.option.allure_report_dir = str(run.allure_results)
-    if worker is None and not config.option.xmlpath:
+    if worker is None and not getattr(config.option, "xmlpath", "unset"):
         config.option.xmlpath = str(run.junit_xml)
     if worker is None:
         controller = Controller(

@@ -63,10 +63,9 @@ class Progress:
             line = f"[{self.done}/{self.total}] {tally} · {label}"
             self.console.file.write("\r\x1b[2K" + line[: self.console.width - 1])
             self.console.file.flush()
-        else:
-            style = _STYLE[result.status]
-            status = f"[{style}]{_LABEL[result.status]:<6}[/]"
-            self.console.print(f"[{self.done}/{self.total}] {status} {escape(label)}", markup=True)
+        else:  # a CI log: plain lines, no rendering cost per check
+            line = f"[{self.done}/{self.total}] {_LABEL[result.status]:<6} {label}\n"
+            self.console.file.write(line)
 
     def stop(self) -> None:
         if self.console.is_terminal and self.done:
