@@ -1,5 +1,5 @@
-"""INF-003, INF-004 and BKP-001 through the real CLI: a real tmpfs, a real sshd on 127.0.0.1,
-a real restic repository. Each fault fails exactly the check that exists to catch it.
+"""INF-003, INF-004, BKP-001 and OPS-002 through the real CLI: a real tmpfs, a real sshd on
+127.0.0.1, a real restic repository. Each fault fails exactly the check that exists to catch it.
 (INF-001 runs against the sandbox's nginx in test_e2e.py.)"""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import yaml
 
 from tests.helpers import ROOT, opsverify, readiness
 
-SELECT = "INF-003 or INF-004 or BKP-001"
+SELECT = "INF-003 or INF-004 or BKP-001 or OPS-002"
 
 
 def free_port() -> int:
@@ -156,6 +157,7 @@ HEALTHY = {
     "INF-004[local:{mount}]": "passed",
     "INF-004[remote:{mount}]": "passed",
     "BKP-001[r]": "passed",
+    "OPS-002[r]": "passed",
 }
 
 
@@ -224,7 +226,7 @@ def test_a_wrong_backup_password_fails_the_backup_check(setup, tmp_path) -> None
         "repositories": [{"name": "r", "repository": str(repo), "password": {"file": str(wrong)}}]
     }
     statuses = run(profile(workdir, mount, ssh, repo, backup=repos), tmp_path)
-    assert statuses == expected(mount, **{"BKP-001[r]": "failed"})
+    assert statuses == expected(mount, **{"BKP-001[r]": "failed", "OPS-002[r]": "failed"})
     check = next(c for c in readiness(tmp_path / "run")["checks"] if c["id"] == "BKP-001")
     assert "wrong password" in check["message"]
     assert "not the password" not in (tmp_path / "run" / "readiness.json").read_text()
@@ -249,4 +251,35 @@ def test_an_empty_backup_repository_fails_the_backup_check(setup, tmp_path) -> N
         ]
     }
     statuses = run(profile(workdir, mount, ssh, repo, backup=repos), tmp_path)
-    assert statuses == expected(mount, **{"BKP-001[r]": "failed"})
+    assert statuses == expected(mount, **{"BKP-001[r]": "failed", "OPS-002[r]": "failed"})
+
+
+def test_a_backup_older_than_a_day_fails_the_daily_completion_check(setup, tmp_path) -> None:
+    workdir, mount, ssh, repo = setup
+    stale = tmp_path / "stale-repo"
+    env = {
+        "RESTIC_REPOSITORY": str(stale),
+        "RESTIC_PASSWORD_FILE": str(workdir / "restic-password"),
+        "PATH": "/usr/bin:/bin",
+    }
+    subprocess.run(["restic", "init"], env=env, check=True, capture_output=True, timeout=120)
+    # A real snapshot, taken as if two days ago: restic records the time it is given.
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S")
+    subprocess.run(
+        ["restic", "backup", "--time", two_days_ago, str(workdir / "ssh")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    repos = {
+        "repositories": [
+            {
+                "name": "r",
+                "repository": str(stale),
+                "password": {"file": str(workdir / "restic-password")},
+            }
+        ]
+    }
+    statuses = run(profile(workdir, mount, ssh, repo, backup=repos), tmp_path)
+    assert statuses == expected(mount, **{"OPS-002[r]": "failed"})

@@ -1,4 +1,7 @@
-"""Handbook › Infrastructure › "Backup systems configured" (deep checks: the backup drills)."""
+"""Handbook › Infrastructure › "Backup systems configured"; Daily Operations › "Verify backup
+completion" (deep checks: the backup drills)."""
+
+from datetime import UTC, datetime
 
 from opsverify import check
 from opsverify.drivers import restic
@@ -20,3 +23,25 @@ def test_repository_holds_snapshots(backup_repository, evidence):
         [{k: s.get(k) for k in ("short_id", "time", "hostname", "tags", "paths")} for s in found],
     )
     assert found, f"{backup_repository.name}: the repository holds no snapshot"
+
+
+@check(
+    "OPS-002",
+    "The newest backup completed recently enough",
+    category="operations",
+    severity="critical",
+    cadences=["daily"],
+    controls=["SOC2:A1.2", "ISO27001:A.8.13"],
+    runbook="runbooks/backup.md",
+)
+def test_backup_completed_recently(backup_repository, profile, evidence):
+    found = restic.snapshots(backup_repository)
+    assert found, f"{backup_repository.name}: the repository holds no snapshot"
+    newest = max(datetime.fromisoformat(s["time"]) for s in found)
+    age = datetime.now(UTC) - newest
+    limit = profile.backup.completed_within
+    evidence.json("newest", {"time": newest.isoformat(), "age": str(age), "limit": str(limit)})
+    assert age <= limit, (
+        f"{backup_repository.name}: newest snapshot {newest:%Y-%m-%d %H:%M %Z} is {age} old, "
+        f"the limit is {limit}"
+    )

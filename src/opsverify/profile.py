@@ -311,6 +311,8 @@ class BackupRepository(Model):
 class Backup(Model):
     repositories: list[BackupRepository] = []
     schedule: list[BackupScheduleEntry] = []
+    # Daily operations: the newest snapshot may be this old (daily full at 02:00 + grace).
+    completed_within: Duration = timedelta(hours=26)
 
 
 class Hpa(Model):
