@@ -261,9 +261,18 @@ class Incident(Model):
     severities: list[IncidentSeverity] = []
 
 
+class Dashboards(Model):
+    """Grafana dashboards as JSON files in the repository (what gets provisioned)."""
+
+    folder: Path
+    # Grafana's own variables have no meaning to Prometheus: what to put in their place.
+    variables: dict[str, str] = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
+
+
 class Monitoring(Model):
     prometheus: Prometheus | None = None
     alertmanager: Alertmanager | None = None
+    dashboards: Dashboards | None = None
 
 
 class Slo(Model):
@@ -335,6 +344,29 @@ class Kubernetes(Model):
     hpa: Hpa | None = None
 
 
+class LiveOpenApi(Model):
+    """Where the running service publishes its OpenAPI document (through the LB, say)."""
+
+    url: Url
+    ca_file: Path | None = None  # trust for its TLS; None = system trust store
+    timeout: Duration = timedelta(seconds=10)
+
+
+class Documentation(Model):
+    """Handbook › Pre-Production › Documentation: the files of the documentation set."""
+
+    architecture_doc: Path
+    api_doc: Path
+    openapi_doc: Path | None = None  # the OpenAPI document kept in the repository
+    runbooks_dir: Path
+    oncall_playbook: Path
+    dr_procedures: Path
+    review_every: Duration = timedelta(days=92)  # the handbook's "Review Frequency: Quarterly"
+    live_openapi: LiveOpenApi | None = None
+    # Relative alert runbook_urls resolve here; default: the run's repository root.
+    repository_root: Path | None = None
+
+
 class Gate(Model):
     min_score: float = Field(90, ge=0, le=100)
 
@@ -359,6 +391,7 @@ class Profile(Model):
     dr: Dr | None = None
     backup: Backup | None = None
     kubernetes: Kubernetes | None = None
+    documentation: Documentation | None = None
     gate: Gate = Gate()
     # A production profile must say so before any check that changes something (a drill,
     # a synthetic page, a fault) may run, and the run must pass --allow-destructive too.
@@ -421,6 +454,10 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
         lambda p: [p.monitoring.alertmanager] if p.monitoring.alertmanager else [],
         "no Alertmanager configured (monitoring.alertmanager)",
     ),
+    "dashboard": (
+        lambda p: _dashboard_files(p.monitoring.dashboards) if p.monitoring.dashboards else [],
+        "no dashboards configured (monitoring.dashboards)",
+    ),
     "incident_severity": (
         lambda p: [Named(s.level, s) for s in p.incident.severities] if p.incident else [],
         "no incident severity levels configured (incident.severities)",
@@ -456,6 +493,21 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
         lambda p: p.backup.repositories if p.backup else [],
         "no backup repository configured (backup.repositories)",
     ),
+    "documentation": (
+        lambda p: [p.documentation] if p.documentation else [],
+        "no documentation set configured (documentation)",
+    ),
+    "reviewed_document": (
+        lambda p: (
+            [
+                Named(name, getattr(p.documentation, name))
+                for name in ("oncall_playbook", "dr_procedures")
+            ]
+            if p.documentation
+            else []
+        ),
+        "no documentation set configured (documentation)",
+    ),
 }
 
 
@@ -465,6 +517,12 @@ class Named:
 
     name: str
     value: Any
+
+
+def _dashboard_files(dashboards: Dashboards) -> list[Named]:
+    files = sorted(dashboards.folder.glob("*.json"))
+    # A configured folder without dashboards is a failure to report, not "not applicable".
+    return [Named(f.stem, f) for f in files] or [Named("missing", dashboards.folder)]
 
 
 def subjects(profile: Profile, name: str) -> tuple[list[tuple[str, Any]], str]:
@@ -479,7 +537,10 @@ def subjects(profile: Profile, name: str) -> tuple[list[tuple[str, Any]], str]:
 def _absolutise(data: Any, base: Path, key: str = "") -> Any:
     """Make relative file paths absolute against the profile's folder before validation."""
     path_keys = {"file", "ca_file", "manifests", "state_dir", "cwd", "ssh_config", "scan_paths"}
+    path_keys |= {"folder"}
     path_keys |= {"secret_files"}  # relative ones only make sense for local:// hosts
+    path_keys |= {"architecture_doc", "api_doc", "openapi_doc", "runbooks_dir"}
+    path_keys |= {"oncall_playbook", "dr_procedures", "repository_root"}  # documentation
     if isinstance(data, dict):
         return {k: _absolutise(v, base, k) for k, v in data.items()}
     if isinstance(data, list):

@@ -12,13 +12,20 @@ from prometheus_client.parser import text_string_to_metric_families
 from opsverify.profile import Prometheus
 
 
+class PrometheusError(RuntimeError):
+    """Prometheus answered, and refused: a bad query, say. Its own words are kept."""
+
+
 def _api(prometheus: Prometheus, path: str, params: dict[str, str] | None = None) -> Any:
     url = str(prometheus.url).rstrip("/") + path
     response = httpx.get(url, params=params, timeout=prometheus.timeout.total_seconds())
+    if response.status_code in (400, 422):  # bad_data / execution: the body says why
+        body = response.json()
+        raise PrometheusError(f"{path}: {body.get('errorType')}: {body.get('error')}")
     response.raise_for_status()
     body = response.json()
     if body.get("status") != "success":
-        raise RuntimeError(f"Prometheus {path}: {body.get('errorType')}: {body.get('error')}")
+        raise PrometheusError(f"{path}: {body.get('errorType')}: {body.get('error')}")
     return body["data"]
 
 
