@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +103,7 @@ def write_profile(settings, folder: Path, **changes: object) -> Path:  # noqa: A
     for name, port in settings.ports.model_dump().items():
         text = text.replace(str(defaults[name]), str(port))
     text = text.replace("../.sandbox", str(settings.state_dir))
+    text = text.replace("../", f"{ROOT}/")  # the repository's own files (docs/, runbooks/)
     data = yaml.safe_load(text)
     data["name"] = "e2e"
     for dotted, value in changes.items():
@@ -111,3 +115,21 @@ def write_profile(settings, folder: Path, **changes: object) -> Path:  # noqa: A
     path = folder / "e2e.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@contextlib.contextmanager
+def running_sandbox(base_port: int, name: str) -> Iterator:  # noqa: ANN401 - sandbox.Settings
+    """A sandbox of the test's own on ports base_port+…, purged afterwards.
+
+    Its state is not under pytest's tmp dir: every new pytest session (each `opsverify run`
+    is one) resets that to 0700, and the postgres user could no longer reach its data.
+    """
+    from opsverify import sandbox
+
+    state_dir = Path(tempfile.mkdtemp(prefix=f"opsverify-{name}-"))
+    settings = sandbox.Settings(state_dir=state_dir, ports=sandbox_ports(base_port))
+    try:
+        sandbox.up(settings, timeout=180)
+        yield settings
+    finally:
+        sandbox.down(settings, purge=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,18 +14,14 @@ import pytest
 from opsverify import sandbox
 from opsverify.drivers import prometheus as prom
 from opsverify.profile import Prometheus
-from tests.helpers import ROOT, opsverify, readiness, sandbox_ports, write_profile
+from tests.helpers import ROOT, opsverify, readiness, running_sandbox, sandbox_ports, write_profile
 
 PORTS = sandbox_ports(46000)
 
 
 @pytest.fixture(scope="module")
 def settings() -> Iterator[sandbox.Settings]:
-    state = sandbox.Settings(
-        state_dir=Path(tempfile.mkdtemp(prefix="opsverify-dash-")), ports=PORTS
-    )
-    try:
-        sandbox.up(state, timeout=180)
+    with running_sandbox(46000, "dash") as state:
         # rate() panels need two samples of every series in their window.
         prometheus = Prometheus(url=f"http://127.0.0.1:{PORTS.prometheus}")
         deadline = time.monotonic() + 60
@@ -34,8 +29,6 @@ def settings() -> Iterator[sandbox.Settings]:
             assert time.monotonic() < deadline, "no request rate in Prometheus after 60 s"
             time.sleep(1)
         yield state
-    finally:
-        sandbox.down(state, purge=True)
 
 
 def run(settings, tmp_path: Path, folder: Path) -> dict[str, dict]:

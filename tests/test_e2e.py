@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,23 +19,22 @@ from opsverify import sandbox
 from opsverify.report import manifest
 from opsverify.report.readiness import schema
 from tests.browser import chromium, is_blank, render
-from tests.helpers import ROOT, Outcome, opsverify, readiness, sandbox_ports, write_profile
+from tests.helpers import (
+    ROOT,
+    Outcome,
+    opsverify,
+    readiness,
+    running_sandbox,
+    write_profile,
+)
 
-PORTS = sandbox_ports(38000)
 CANARY = "canary-e2e-5b1d0c77-never-print-me"
 
 
 @pytest.fixture(scope="module")
 def settings() -> Iterator[sandbox.Settings]:
-    # Not under pytest's tmp dir: every new pytest session (each `opsverify run` is one)
-    # resets that to 0700, and the postgres user could no longer reach its data.
-    state_dir = Path(tempfile.mkdtemp(prefix="opsverify-e2e-"))
-    state = sandbox.Settings(state_dir=state_dir, ports=PORTS)
-    try:
-        sandbox.up(state, timeout=180)
+    with running_sandbox(38000, "e2e") as state:
         yield state
-    finally:
-        sandbox.down(state, purge=True)
 
 
 @pytest.fixture(scope="module")

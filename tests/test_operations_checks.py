@@ -8,7 +8,6 @@ their tests put the limit just below what node-exporter measures now.
 from __future__ import annotations
 
 import multiprocessing
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,18 +18,15 @@ import pytest
 from opsverify import sandbox
 from opsverify.drivers import prometheus as prom
 from opsverify.profile import Prometheus
-from tests.helpers import ROOT, opsverify, readiness, sandbox_ports, write_profile
+from tests.helpers import ROOT, opsverify, readiness, running_sandbox, write_profile
 
-PORTS = sandbox_ports(48500)
 SELECT = "OPS-010 or OPS-011 or OPS-012 or OPS-013 or OPS-014"
 WINDOW = "20s"
 
 
 @pytest.fixture(scope="module")
 def settings() -> Iterator[sandbox.Settings]:
-    state = sandbox.Settings(state_dir=Path(tempfile.mkdtemp(prefix="opsverify-ops-")), ports=PORTS)
-    try:
-        sandbox.up(state, timeout=180)
+    with running_sandbox(48500, "ops") as state:
         # Rates need two samples in their window: wait for Prometheus to have them, for the
         # node and for the service (whose request counter appears one scrape later).
         deadline = time.monotonic() + 60
@@ -42,8 +38,6 @@ def settings() -> Iterator[sandbox.Settings]:
                 assert time.monotonic() < deadline, f"Prometheus has no {promql} after 60 s"
                 time.sleep(1)
         yield state
-    finally:
-        sandbox.down(state, purge=True)
 
 
 def run(settings, tmp_path: Path, **resources) -> dict[str, str]:
