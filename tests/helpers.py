@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +83,10 @@ class Suite:
 
 
 def sandbox_ports(base: int):  # noqa: ANN201 - imports the sandbox only when a test needs it
-    """A port block away from the defaults, so tests run beside a user's own sandbox."""
+    """A port block away from the defaults, so tests run beside a user's own sandbox.
+
+    Keep ``base`` below 32768: above it lies Linux's ephemeral range, where any outgoing
+    connection may hold a port for a while and ``up`` then refuses it as taken."""
     from opsverify.sandbox import Ports
 
     offsets = dict(service=0, https=443, postgres=432, prometheus=190, alertmanager=193)
@@ -106,6 +112,13 @@ def write_profile(settings, folder: Path, **changes: object) -> Path:  # noqa: A
     text = text.replace("../", f"{ROOT}/")  # the repository's own files (docs/, runbooks/)
     data = yaml.safe_load(text)
     data["name"] = "e2e"
+    if "documentation" in data:  # reviewed "today": the shipped dates age, the tests must not
+        docs = folder / "docs"
+        shutil.copytree(ROOT / "docs", docs, dirs_exist_ok=True)
+        restamp_reviews(docs)
+        for key, value in data["documentation"].items():
+            if isinstance(value, str) and value.startswith(f"{ROOT}/docs/"):
+                data["documentation"][key] = str(docs / value.removeprefix(f"{ROOT}/docs/"))
     for dotted, value in changes.items():
         *parents, leaf = dotted.split("__")
         node = data
@@ -132,4 +145,32 @@ def running_sandbox(base_port: int, name: str) -> Iterator:  # noqa: ANN401 - sa
         sandbox.up(settings, timeout=180)
         yield settings
     finally:
-        sandbox.down(settings, purge=True)
+        try:
+            sandbox.down(settings, purge=True)
+        except sandbox.SandboxError:
+            if any(state_dir.iterdir()):
+                raise
+            state_dir.rmdir()  # up stopped before creating anything: its error is the story
+
+
+_REVIEWED = re.compile(r"(?i)(last[ _]reviewed\W*)\d{4}-\d{2}-\d{2}")
+
+
+def restamp_reviews(docs: Path) -> None:
+    """Set every 'Last reviewed' date in a copy of docs/ to today."""
+    today = datetime.now(UTC).date().isoformat()
+    for path in docs.rglob("*"):
+        if path.is_file() and path.suffix in (".md", ".yaml", ".yml"):
+            path.write_text(_REVIEWED.sub(lambda m: m[1] + today, path.read_text()))
+
+
+def run_selected(profile: Path, run_dir: Path, select: str) -> dict[str, list[dict]]:
+    """Run the shipped checks matching ``select`` (-k) against ``profile``; results by id."""
+    outcome = opsverify(
+        "run", "--env", str(profile), "--run-dir", str(run_dir), "-k", select, cwd=ROOT
+    )
+    assert outcome.code in (0, 1), outcome.output
+    results: dict[str, list[dict]] = {}
+    for check in readiness(run_dir)["checks"]:
+        results.setdefault(check["id"], []).append(check)
+    return results

@@ -21,7 +21,7 @@ import yaml
 
 from opsverify.drivers import commands, junit, scans, secrets
 from opsverify.profile import Command
-from tests.helpers import ROOT, opsverify, readiness
+from tests.helpers import readiness, run_selected
 
 DATA = Path(__file__).parent / "data"
 SCANS = DATA / "scans"
@@ -245,14 +245,8 @@ def healthy_set(folder: Path, *, rules: str = RULES_OK, timeout: str = "20s") ->
 
 
 def run_checks(profile: Path, run_dir: Path) -> dict[str, list[dict]]:
-    outcome = opsverify(
-        "run", "--env", str(profile), "--run-dir", str(run_dir), "-k", SELECT, cwd=ROOT
-    )
-    assert outcome.code in (0, 1), outcome.output
-    results: dict[str, list[dict]] = {}
-    for check in readiness(run_dir)["checks"]:
-        results.setdefault(check["id"], []).append(check)
-    assert results.keys() == IDS, outcome.output
+    results = run_selected(profile, run_dir, SELECT)
+    assert results.keys() == IDS, results
     return results
 
 

@@ -16,12 +16,12 @@ from opsverify.drivers import prometheus as prom
 from opsverify.profile import Prometheus
 from tests.helpers import ROOT, opsverify, readiness, running_sandbox, sandbox_ports, write_profile
 
-PORTS = sandbox_ports(46000)
+PORTS = sandbox_ports(24000)
 
 
 @pytest.fixture(scope="module")
 def settings() -> Iterator[sandbox.Settings]:
-    with running_sandbox(46000, "dash") as state:
+    with running_sandbox(24000, "dash") as state:
         # rate() panels need two samples of every series in their window.
         prometheus = Prometheus(url=f"http://127.0.0.1:{PORTS.prometheus}")
         deadline = time.monotonic() + 60

@@ -1,6 +1,6 @@
 """The real thing: a sandbox up, `opsverify run` against it, every artifact checked, faults seeded.
 
-The sandbox here uses its own ports (38xxx) and state folder, so a user's sandbox may run
+The sandbox here uses its own ports (21xxx) and state folder, so a user's sandbox may run
 beside it. Each fault test restores what it broke.
 """
 
@@ -33,7 +33,7 @@ CANARY = "canary-e2e-5b1d0c77-never-print-me"
 
 @pytest.fixture(scope="module")
 def settings() -> Iterator[sandbox.Settings]:
-    with running_sandbox(38000, "e2e") as state:
+    with running_sandbox(21000, "e2e") as state:
         yield state
 
 

@@ -2,13 +2,12 @@
 
 One healthy run where MON-003/004/005, INC-001 and OPS-001 all pass; then, per check, the
 sandbox is broken in exactly the way the check exists to catch, and exactly that check fails.
-The sandbox uses its own ports (48xxx) and state folder; every fault is restored.
+The sandbox uses its own ports (23xxx) and state folder; every fault is restored.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,9 +22,9 @@ import yaml
 
 from opsverify import sandbox
 from opsverify.drivers import alertmanager as am
-from tests.helpers import ROOT, opsverify, readiness, sandbox_ports, write_profile
+from tests.helpers import ROOT, opsverify, readiness, running_sandbox, sandbox_ports, write_profile
 
-PORTS = sandbox_ports(48000)
+PORTS = sandbox_ports(23000)
 IDS = ("MON-003", "MON-004", "MON-005", "INC-001", "OPS-001")
 PROMETHEUS = f"http://127.0.0.1:{PORTS.prometheus}"
 ALERTMANAGER = f"http://127.0.0.1:{PORTS.alertmanager}"
@@ -33,13 +32,8 @@ ALERTMANAGER = f"http://127.0.0.1:{PORTS.alertmanager}"
 
 @pytest.fixture(scope="module")
 def settings() -> Iterator[sandbox.Settings]:
-    # Not under pytest's tmp dir: postgres must traverse the state folder (see test_e2e).
-    state = sandbox.Settings(state_dir=Path(tempfile.mkdtemp(prefix="opsverify-mon-")), ports=PORTS)
-    try:
-        sandbox.up(state, timeout=180)
+    with running_sandbox(23000, "mon") as state:
         yield state
-    finally:
-        sandbox.down(state, purge=True)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ WINDOW = "20s"
 
 @pytest.fixture(scope="module")
 def settings() -> Iterator[sandbox.Settings]:
-    with running_sandbox(48500, "ops") as state:
+    with running_sandbox(22000, "ops") as state:
         # Rates need two samples in their window: wait for Prometheus to have them, for the
         # node and for the service (whose request counter appears one scrape later).
         deadline = time.monotonic() + 60

@@ -116,7 +116,24 @@ def unscraped_jobs(ports: Ports) -> list[str]:
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         return [f"prometheus targets: {exc}"]
     up_jobs = {t["labels"]["job"] for t in targets if t["health"] == "up"}
-    return [f"prometheus: first scrape of job {job}" for job in SCRAPE_JOBS if job not in up_jobs]
+    waiting = [
+        f"prometheus: first scrape of job {job}" for job in SCRAPE_JOBS if job not in up_jobs
+    ]
+    if waiting:
+        return waiting
+    # rate() needs two samples in its window: until each job has them, dashboards and
+    # utilisation checks would see no data on a sandbox that is, in fact, healthy.
+    query = f"http://{HOST}:{ports.prometheus}/api/v1/query"
+    try:
+        with httpx.Client(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
+            answer = client.get(query, params={"query": "count_over_time(up[1m])"})
+            rows = answer.raise_for_status().json()["data"]["result"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return [f"prometheus query: {exc}"]
+    samples = {r["metric"].get("job"): float(r["value"][1]) for r in rows}
+    return [
+        f"prometheus: second scrape of job {job}" for job in SCRAPE_JOBS if samples.get(job, 0) < 2
+    ]
 
 
 def served_certificate(port: int) -> x509.Certificate | None:
