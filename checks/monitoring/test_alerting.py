@@ -1,18 +1,16 @@
 """Handbook › Monitoring › "Alert rules configured", "PagerDuty integration tested";
 Incident Response › Detection › "Alert fires in PagerDuty"."""
 
-import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
 from opsverify import family, not_applicable
 from opsverify.drivers import alertmanager as am
 from opsverify.drivers import prometheus as prom
+from opsverify.drivers.docs import runbook_problem as _runbook_problem
 
 alerting_check = family(
     category="monitoring",
@@ -24,35 +22,6 @@ alerting_check = family(
 CRITICAL = {"severity": "critical"}
 PROBE_LABEL = "opsverify_probe"  # marks opsverify's synthetic pages (OPS-001 leaves them out)
 DELIVERY_BOUND = timedelta(seconds=20)
-
-
-def _slug(heading: str) -> str:
-    """GitHub's anchor for a Markdown heading."""
-    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return text.replace(" ", "-")
-
-
-def _runbook_problem(url: str, root: Path, timeout: float) -> str | None:
-    """Why ``url`` does not lead to a runbook, or None when it does."""
-    if urlsplit(url).scheme in ("http", "https"):
-        try:
-            response = httpx.get(url, timeout=timeout, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            return f"{url} cannot be fetched: {type(exc).__name__}: {exc}"
-        return None if response.status_code == 200 else f"{url} answered {response.status_code}"
-    if urlsplit(url).scheme:
-        return f"{url}: expected an http(s) URL or a path relative to the repository"
-    path, _, anchor = url.partition("#")
-    file = (root / path).resolve()
-    if not file.is_relative_to(root.resolve()):
-        return f"{url} leaves the repository"
-    if not file.is_file():
-        return f"{url}: no file {path} in {root}"
-    if anchor and file.suffix == ".md":
-        headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", file.read_text(), flags=re.MULTILINE)
-        if anchor not in {_slug(h) for h in headings}:
-            return f"{url}: {path} has no section #{anchor}"
-    return None
 
 
 @alerting_check(

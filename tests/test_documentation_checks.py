@@ -1,0 +1,168 @@
+"""Documentation checks (DOC-001..DOC-005) through the real CLI.
+
+A sandbox on its own ports serves the live OpenAPI document (through nginx) and the alert
+rules (Prometheus). Each test copies the shipped docs/ and runbooks/ to a temporary
+repository, points a small profile at them, and breaks one thing: the check that exists to
+catch it must fail, and no other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsverify import sandbox
+from opsverify.drivers import docs
+from tests.helpers import (
+    ROOT,
+    restamp_reviews,
+    run_selected,
+    running_sandbox,
+    sandbox_ports,
+)
+
+PORTS = sandbox_ports(25000)
+IDS = {"DOC-001", "DOC-002", "DOC-003", "DOC-004", "DOC-005"}
+SELECT = " or ".join(sorted(IDS))
+
+
+# --- the driver ---------------------------------------------------------------------------
+
+
+def test_review_dates_and_dr_objectives_in_their_usual_dresses(tmp_path: Path) -> None:
+    assert docs.last_reviewed("# X\n\n**Last reviewed:** 2026-11-27\n")[0] == date(2026, 11, 27)
+    assert docs.last_reviewed("---\nlast_reviewed: 2026-01-02\n---\n")[0] == date(2026, 1, 2)
+    assert docs.last_reviewed("- Last Reviewed: '2025-12-31'")[0] == date(2025, 12, 31)
+    assert docs.last_reviewed("Next review: 2027-02-27\n") is None
+    md = tmp_path / "dr.md"
+    md.write_text("- **RTO (Recovery Time Objective):** 4 hours\n- **RPO:** 15 minutes\n")
+    stated = docs.dr_objectives(md)
+    assert stated["rto"][0] == timedelta(hours=4) and stated["rpo"][0] == timedelta(minutes=15)
+    shipped = docs.dr_objectives(ROOT / "docs" / "disaster-recovery.yaml")
+    assert {k: v for k, (v, _) in shipped.items()} == {
+        "rto": timedelta(hours=4),
+        "rpo": timedelta(minutes=15),
+    }
+    assert docs.headings("# A\n```bash\n# not a heading\n```\n## B c\n") == ["A", "B c"]
+
+
+# --- the shipped checks, through the CLI -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def settings() -> Iterator[sandbox.Settings]:
+    with running_sandbox(25000, "doc") as state:
+        yield state
+
+
+def healthy_set(repo: Path, settings: sandbox.Settings) -> Path:
+    """A repository with the shipped documentation set, and the profile that points at it."""
+    shutil.copytree(ROOT / "docs", repo / "docs")
+    restamp_reviews(repo / "docs")  # the shipped dates age; this test's healthy copy must not
+    shutil.copytree(ROOT / "runbooks", repo / "runbooks")
+    https = f"https://127.0.0.1:{settings.ports.https}"
+    profile = {
+        "name": "docchecks",
+        "tier": "staging",
+        "monitoring": {"prometheus": {"url": f"http://127.0.0.1:{settings.ports.prometheus}"}},
+        "dr": {"rto": "4h", "rpo": "15m"},
+        "documentation": {
+            "architecture_doc": "docs/architecture.md",
+            "api_doc": "docs/api.md",
+            "openapi_doc": "docs/openapi.json",
+            "runbooks_dir": "runbooks",
+            "oncall_playbook": "docs/on-call-playbook.md",
+            "dr_procedures": "docs/disaster-recovery.yaml",
+            "repository_root": ".",
+            "live_openapi": {
+                "url": f"{https}/openapi.json",
+                "ca_file": str(settings.state_dir / "pki" / "ca.pem"),
+            },
+        },
+    }
+    path = repo / "docchecks.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    return path
+
+
+def run_checks(profile: Path, run_dir: Path) -> dict[str, list[dict]]:
+    results = run_selected(profile, run_dir, SELECT)
+    assert results.keys() == IDS, results
+    return results
+
+
+def failed(results: dict[str, list[dict]]) -> set[str]:
+    return {i for i, checks in results.items() if any(c["status"] == "failed" for c in checks)}
+
+
+def test_shipped_documentation_passes_every_check(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    results = run_checks(healthy_set(tmp_path / "repo", settings), tmp_path / "run")
+    statuses = {(i, c["parameter"]): c["status"] for i, cs in results.items() for c in cs}
+    assert set(statuses.values()) == {"passed"}, results
+    assert len(results["DOC-004"]) == 2  # the playbook and the DR procedures
+    assert all(c["evidence"] for checks in results.values() for c in checks)
+    [diff] = [p for p in results["DOC-002"][0]["evidence"] if "openapi-diff" in p]
+    seen = json.loads((tmp_path / "run" / diff).read_text())
+    assert seen["operations_live"] == seen["operations_repo"] >= 10
+    assert seen["only_live"] == seen["only_repo"] == []
+
+
+def _remove_playbook(repo: Path) -> None:
+    (repo / "docs" / "on-call-playbook.md").unlink()
+
+
+def _undocumented_path(repo: Path) -> None:
+    path = repo / "docs" / "openapi.json"
+    data = json.loads(path.read_text())
+    del data["paths"]["/api/v1/faults"]
+    path.write_text(json.dumps(data, indent=2))
+
+
+def _runbook_missing(repo: Path) -> None:
+    (repo / "runbooks" / "alerts.md").unlink()
+
+
+def _stale_review(repo: Path) -> None:
+    path = repo / "docs" / "on-call-playbook.md"
+    old = (docs.today() - timedelta(days=100)).isoformat()
+    path.write_text(re.sub(r"Last reviewed: \S+", f"Last reviewed: {old}", path.read_text()))
+
+
+def _rpo_30_minutes(repo: Path) -> None:
+    path = repo / "docs" / "disaster-recovery.yaml"
+    path.write_text(path.read_text().replace("rpo: 15 minutes", "rpo: 30 minutes"))
+
+
+@pytest.mark.parametrize(
+    ("breaker", "check_id", "expected"),
+    [
+        (_remove_playbook, "DOC-001", "on-call playbook"),
+        (_undocumented_path, "DOC-002", "undocumented in openapi.json: DELETE /api/v1/faults"),
+        (_runbook_missing, "DOC-003", "no file runbooks/alerts.md"),
+        (_stale_review, "DOC-004", "100 days ago; the limit is 92 days"),
+        (_rpo_30_minutes, "DOC-005", "states RPO 30 min"),
+    ],
+    ids=["playbook-missing", "api-undocumented", "runbook-missing", "review-stale", "rpo-30m"],
+)
+def test_each_fault_fails_exactly_its_check(
+    breaker: Callable[[Path], None],
+    check_id: str,
+    expected: str,
+    settings: sandbox.Settings,
+    tmp_path: Path,
+) -> None:
+    profile = healthy_set(tmp_path / "repo", settings)
+    breaker(tmp_path / "repo")
+    results = run_checks(profile, tmp_path / "run")
+    assert failed(results) == {check_id}, results
+    [check] = [c for c in results[check_id] if c["status"] == "failed"]
+    assert expected in check["message"], check["message"]
