@@ -9,8 +9,10 @@ exists to catch, which must fail that check id and no other.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
+import string
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -28,8 +30,10 @@ SCANS = DATA / "scans"
 JUNIT = DATA / "junit"
 SELECT = "APP-010 or APP-011 or SEC-001 or SEC-002 or CFG-001"
 IDS = {"APP-010", "APP-011", "SEC-001", "SEC-002", "CFG-001"}
-# Not a real key: AWS's documentation example, the pattern detect-secrets looks for.
-FAKE_AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+# Generated per run, in the shape of an AWS access key id: detect-secrets must find it by
+# its form, and no real or published key sits in this repository.
+_KEY_CHARS = string.ascii_uppercase + string.digits
+FAKE_AWS_KEY = "AKIA" + "".join(random.SystemRandom().choice(_KEY_CHARS) for _ in range(16))
 
 
 # --- parsers ------------------------------------------------------------------------------
@@ -363,3 +367,10 @@ def test_a_hanging_validator_fails_within_its_timeout(tmp_path: Path) -> None:
     [check] = results["CFG-001"]
     assert "no answer within 0:00:02, killed" in check["message"]
     assert check["duration"] < 10
+
+
+def test_junit_summary_with_an_unreadable_count_is_an_error_not_zero(tmp_path: Path) -> None:
+    report = tmp_path / "summary.xml"
+    report.write_text('<testsuite name="unit" tests="12" failures="many" errors="0"/>')
+    with pytest.raises(junit.JunitError, match="failures='many' is not a count"):
+        junit.parse(report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 from opsverify import sandbox
 from opsverify.report import manifest
 from opsverify.report.readiness import schema
+from opsverify.sandbox.pki import ensure_pki
+from opsverify.sandbox.settings import Layout
 from tests.browser import chromium, is_blank, render
 from tests.helpers import (
     ROOT,
@@ -141,9 +144,11 @@ def test_stopped_service_fails_health_and_the_gate(
     checks = by_id(tmp_path / "run")
     assert checks["APP-001"]["status"] == "failed"
     assert "answered 502" in checks["APP-001"]["message"]
-    # The load balancer is up but its upstream is not: INF-001 says so too.
+    # The load balancer is up but its upstream is not: INF-001 says so too, the metrics
+    # behind it are gone (MON-001).
     assert checks["INF-001"]["status"] == "failed"
     assert "upstream problem" in checks["INF-001"]["message"]
+    assert checks["MON-001"]["status"] == "failed"
     assert "FAIL APP-001[health] critical" in outcome.stdout
     assert any("APP-001" in r for r in readiness(tmp_path / "run")["gate"]["reasons"])
 
@@ -186,3 +191,60 @@ def test_a_target_that_accepts_but_never_answers_fails_within_its_timeout(
     assert liveness["duration"] < 30  # bounded by its 2 s timeout, not by the run's
     assert checks["APP-002"]["status"] == "passed"  # the run went on
     assert "(unreachable)" in outcome.stdout
+
+
+def failing(run_dir: Path) -> set[str]:
+    return {c["id"] for c in readiness(run_dir)["checks"] if c["status"] != "passed"}
+
+
+@pytest.mark.parametrize(
+    ("component", "expected"),
+    [
+        # A scrape target down, and the dashboard panels fed by it go empty.
+        ("node-exporter", {"MON-002", "MON-006"}),
+        ("postgres", {"APP-002", "APP-003"}),  # not ready; the API cannot answer either
+    ],
+)
+def test_a_stopped_component_fails_exactly_its_checks(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path, component: str, expected: set
+) -> None:
+    sandbox.stop(settings, component)
+    try:
+        time.sleep(12)  # Prometheus notices a dead target at its next scrapes (every 5 s)
+        run(profile, tmp_path / "run", "--cadence", "predeploy")
+    finally:
+        sandbox.start(settings, component)
+    assert failing(tmp_path / "run") == expected
+
+
+def test_a_certificate_from_another_ca_fails_the_trust_check(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    stranger = Layout(tmp_path / "stranger")
+    ensure_pki(stranger)  # a CA of its own, unrelated to the one nginx's certificate chains to
+    # The profile's folder is scanned for secrets (SEC-001): keep the stranger's key elsewhere.
+    (tmp_path / "profile").mkdir()
+    profile = write_profile(settings, tmp_path / "profile", tls__ca_file=str(stranger.ca_cert))
+    run(profile, tmp_path / "run", "--cadence", "predeploy")
+    assert failing(tmp_path / "run") == {"TLS-001"}
+    trust = next(c for c in readiness(tmp_path / "run")["checks"] if c["id"] == "TLS-001")
+    assert "certificate rejected" in trust["message"]
+
+
+def test_a_server_without_tls_1_3_fails_a_tls_1_3_minimum(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    config = settings.layout().config_dir / "nginx.conf"
+    original = config.read_text()
+    config.write_text(original.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.2;"))
+    sandbox.reload(settings, "nginx")
+    try:
+        (tmp_path / "profile").mkdir()
+        profile = write_profile(settings, tmp_path / "profile", tls__min_version="TLSv1.3")
+        run(profile, tmp_path / "run", "--cadence", "predeploy")
+    finally:
+        config.write_text(original)
+        sandbox.reload(settings, "nginx")
+    assert failing(tmp_path / "run") == {"TLS-003"}
+    version = next(c for c in readiness(tmp_path / "run")["checks"] if c["id"] == "TLS-003")
+    assert "negotiated TLSv1.2, minimum is TLSv1.3" in version["message"]

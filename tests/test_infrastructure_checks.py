@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import time
@@ -87,7 +88,7 @@ def sshd(workdir: Path) -> Iterator[tuple[int, Path]]:
 def repository(workdir: Path) -> Path:
     """A restic repository with one snapshot; its password in a file."""
     password = workdir / "restic-password"
-    password.write_text("correct horse battery staple\n")
+    password.write_text(secrets.token_urlsafe(24) + "\n")  # generated: no literal secret
     repo = workdir / "restic"
     env = {
         "RESTIC_REPOSITORY": str(repo),
@@ -221,7 +222,8 @@ def test_a_name_that_does_not_resolve_fails_the_dns_check(setup, tmp_path) -> No
 def test_a_wrong_backup_password_fails_the_backup_check(setup, tmp_path) -> None:
     workdir, mount, ssh, repo = setup
     wrong = workdir / "wrong-password"
-    wrong.write_text("not the password\n")
+    wrong_value = secrets.token_urlsafe(24)
+    wrong.write_text(wrong_value + "\n")
     repos = {
         "repositories": [{"name": "r", "repository": str(repo), "password": {"file": str(wrong)}}]
     }
@@ -229,7 +231,7 @@ def test_a_wrong_backup_password_fails_the_backup_check(setup, tmp_path) -> None
     assert statuses == expected(mount, **{"BKP-001[r]": "failed", "OPS-002[r]": "failed"})
     check = next(c for c in readiness(tmp_path / "run")["checks"] if c["id"] == "BKP-001")
     assert "wrong password" in check["message"]
-    assert "not the password" not in (tmp_path / "run" / "readiness.json").read_text()
+    assert wrong_value not in (tmp_path / "run" / "readiness.json").read_text()
 
 
 def test_an_empty_backup_repository_fails_the_backup_check(setup, tmp_path) -> None:

@@ -47,10 +47,12 @@ def _timestamp(text: str) -> tuple[datetime, bool]:
 
 
 def _int(element: ET.Element, name: str) -> int:
+    """A count attribute; an unreadable one is an error, never a silent zero failures."""
+    text = element.get(name) or "0"
     try:
-        return int(float(element.get(name) or 0))
+        return int(float(text))
     except ValueError:
-        return 0
+        raise JunitError(f"suite {element.get('name')!r}: {name}={text!r} is not a count") from None
 
 
 def _first_line(element: ET.Element) -> str:
