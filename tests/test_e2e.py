@@ -40,6 +40,12 @@ def settings() -> Iterator[sandbox.Settings]:
         yield state
 
 
+# A fresh sandbox has never been load, performance or chaos tested: the checklist says so
+# (high, not critical: the gate still passes on the score).
+UNTESTED = {"APP-012", "APP-013", "APP-014"}
+NOT_CONFIGURED = {"MON-007", "MON-008"}  # the sandbox runs no log or trace backend
+
+
 @pytest.fixture(scope="module")
 def profile(settings: sandbox.Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_profile(settings, tmp_path_factory.mktemp("profile"))
@@ -67,10 +73,14 @@ def test_predeploy_run_on_a_healthy_sandbox_passes_with_every_artifact(
     expected = {"APP-001", "APP-002", "APP-003", "TLS-001", "TLS-002", "TLS-003"}
     expected |= {"MON-001", "MON-002", "INF-001", "INF-003", "INF-004", "BKP-001"}
     assert expected <= statuses.keys()
-    assert set(statuses.values()) == {"passed"}, statuses
-    assert data["score"]["score"] == 100 and data["gate"]["passed"] is True
+    assert {i for i, s in statuses.items() if s == "not_applicable"} == NOT_CONFIGURED
+    assert {i for i, s in statuses.items() if s != "passed"} == NOT_CONFIGURED | UNTESTED
+    for check in data["checks"]:
+        if check["id"] in UNTESTED:
+            assert check["status"] == "failed" and "none has ever been recorded" in check["message"]
+    assert data["score"]["score"] < 100 and data["gate"]["passed"] is True
     # Every check kept evidence, and the evidence is what the check saw.
-    assert all(check["evidence"] for check in data["checks"])
+    assert all(c["evidence"] for c in data["checks"] if c["status"] != "not_applicable")
     handshake = json.loads((folder / by_id(folder)["TLS-002"]["evidence"][0]).read_text())
     assert handshake["protocol"] in ("TLSv1.2", "TLSv1.3")
     assert handshake["certificate"]["days_left"] > 30
@@ -78,11 +88,13 @@ def test_predeploy_run_on_a_healthy_sandbox_passes_with_every_artifact(
     assert {t["job"] for t in targets} >= {"cronos-ai", "node", "prometheus"}
     # The bundle: JUnit parses, every file is in the manifest with its hash.
     junit = ET.parse(folder / "junit.xml").getroot().find("testsuite")
-    assert junit is not None and junit.get("failures") == "0" and junit.get("errors") == "0"
+    assert junit is not None and junit.get("failures") == str(len(UNTESTED))
+    assert junit.get("errors") == "0"
     assert manifest.verify(folder) == []
     # The terminal: progress, table, score, verdict, report path.
     assert "[1/" in outcome.stdout and "PASS" in outcome.stdout
-    assert "Readiness score: 100.0 (minimum 90) · gate PASSED" in outcome.stdout
+    score = data["score"]["score"]
+    assert f"Readiness score: {score:.1f} (minimum 90) · gate PASSED" in outcome.stdout
     html = folder / "html" / "index.html"
     assert f"Report: {html}" in outcome.stdout
 
@@ -95,12 +107,16 @@ def test_html_report_renders_checks_and_score_in_a_browser(profile: Path, tmp_pa
     text = render(folder / "html" / "index.html", png=png, timeout=90)
     assert not is_blank(png)
     # The report title and its metadata carry the score and the verdict; the tree shows
-    # every category with its count of checks (collapsed: the leaves need a click).
-    assert "opsverify e2e: score 100, gate passed" in text
-    assert "score 100 gate passed min_score 90" in text
+    # every category with its counts.
+    score = readiness(folder)["score"]["score"]
+    assert f"opsverify e2e: score {score:g}, gate passed" in text
+    assert f"score {score:g} gate passed min_score 90" in text
     categories = readiness(folder)["score"]["categories"]
-    tree = " ".join(f"{name} {sum(t['counts'].values())}" for name, t in categories.items())
-    assert tree in text
+    # Each category shows its count per status, failed first, zeros left out.
+    shown = [("failed",), ("error",), ("passed",), ("not_applicable", "waived")]
+    for name, tally in categories.items():
+        counts = [sum(tally["counts"][k] for k in keys) for keys in shown]
+        assert " ".join([name, *(str(n) for n in counts if n)]) in text
     passed = sum(t["counts"]["passed"] for t in categories.values())
     assert f"{passed} passed" in text
 
@@ -194,7 +210,9 @@ def test_a_target_that_accepts_but_never_answers_fails_within_its_timeout(
 
 
 def failing(run_dir: Path) -> set[str]:
-    return {c["id"] for c in readiness(run_dir)["checks"] if c["status"] != "passed"}
+    """Checks that failed beyond those a fresh sandbox always fails."""
+    checks = readiness(run_dir)["checks"]
+    return {c["id"] for c in checks if c["status"] in ("failed", "error")} - UNTESTED
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ class Category(StrEnum):
 
 _ID = re.compile(r"^[A-Z]{2,5}-\d{3}$")
 _CONTROL = re.compile(r"^(SOC2|ISO27001):[A-Z0-9.\-]+$")
+_ACTIVITY = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class CheckMeta:
     controls: tuple[str, ...]
     runbook: str
     destructive: bool = False
+    # The activity each run of this check is recorded as in the history (load, chaos,
+    # restore-drill…), so later checks and scores can ask when it last passed.
+    records: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,6 +86,7 @@ class CheckMeta:
             controls=tuple(data["controls"]),
             runbook=data["runbook"],
             destructive=data.get("destructive", False),
+            records=data.get("records"),
         )
 
 
@@ -95,6 +100,7 @@ def check(
     controls: Iterable[str],
     runbook: str,
     destructive: bool = False,
+    records: str | None = None,
 ) -> Callable[[F], F]:
     """Declare a function a readiness check. Bad metadata fails at import, i.e. collection."""
     if not _ID.match(id):
@@ -102,6 +108,8 @@ def check(
     bad = [c for c in controls if not _CONTROL.match(c)]
     if bad:
         raise ValueError(f"check {id}: controls {bad} must look like SOC2:CC7.2 or ISO27001:A.8.13")
+    if records is not None and not _ACTIVITY.match(records):
+        raise ValueError(f"check {id}: records={records!r} must be a lower-case activity name")
     meta = CheckMeta(
         id=id,
         title=title,
@@ -111,6 +119,7 @@ def check(
         controls=tuple(controls),
         runbook=runbook,
         destructive=destructive,
+        records=records,
     )
     if not meta.cadences:
         raise ValueError(f"check {id}: at least one cadence is required")

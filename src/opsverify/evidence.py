@@ -86,6 +86,12 @@ class Evidence:
     root: Path  # the run folder; paths are recorded relative to it
     redactor: Redactor = REDACTOR
     files: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def measure(self, **values: float | str | None) -> None:
+        """Figures the check measured (p95_ms, rto_seconds…): shown in readiness.json and
+        kept in the history record of an activity, so trends need no evidence parsing."""
+        self.figures.update(self.redactor.data(values))
 
     def text(self, name: str, content: str) -> Path:
         return self._write(name, "txt", self.redactor.text(content).encode(), "text/plain")

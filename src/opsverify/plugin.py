@@ -25,12 +25,14 @@ from opsverify import profile as profiles
 from opsverify import waiver as waivers
 from opsverify.check import NOT_APPLICABLE, Cadence, CheckMeta, meta_of
 from opsverify.evidence import REDACTOR, Evidence, safe_name
+from opsverify.history import History
 from opsverify.report.terminal import Progress
 from opsverify.result import CheckResult, Status
 from opsverify.run import Run
 
 _PROPERTY = "opsverify"
 _EVIDENCE = "opsverify_evidence"
+_FIGURES = "opsverify_figures"
 _UNREACHABLE = "opsverify_unreachable"
 _PARAMETER = "opsverify_parameter"
 _WAIVER = "opsverify_waiver"
@@ -177,6 +179,12 @@ def profile(pytestconfig: pytest.Config) -> profiles.Profile:
     return found
 
 
+@pytest.fixture(scope="session")
+def history(pytestconfig: pytest.Config) -> History:
+    """What earlier runs against this environment did: activity records, scores."""
+    return pytestconfig.stash[_RUN].history
+
+
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Evidence:
     """Attach what the check saw; redacted, kept in Allure and in the run's evidence folder."""
@@ -189,6 +197,7 @@ def evidence(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Evi
     collected = Evidence(directory=folder, root=run.directory)
     # The same list object travels on every later report of this item.
     request.node.user_properties.append((_EVIDENCE, collected.files))
+    request.node.user_properties.append((_FIGURES, collected.figures))
     return collected
 
 
@@ -391,6 +400,7 @@ class Controller:
         if report.when == "call" and report.passed:
             result.status, result.message = Status.passed, ""
         result.evidence = list(props.get(_EVIDENCE, result.evidence))
+        result.figures = dict(props.get(_FIGURES, result.figures))
         waiver = props.get(_WAIVER)
         if waiver is not None:
             result.waiver = waiver

@@ -367,6 +367,24 @@ class Documentation(Model):
     repository_root: Path | None = None
 
 
+class Activity(Model):
+    """How often a testing activity must have passed, or why it does not apply here."""
+
+    within: Duration  # a passing record of it must be younger than this
+    # Which of the activity's records count, by their parameter (a load profile's name, an
+    # experiment's title); empty: any of them.
+    only: list[str] = []
+    out_of_scope: str | None = Field(None, min_length=1)  # the reason, shown as not applicable
+
+
+class Testing(Model):
+    """Handbook › Pre-Production Checklist › "Performance/Load/Chaos testing completed"."""
+
+    performance: Activity = Activity(within=timedelta(days=30))
+    load: Activity = Activity(within=timedelta(days=30))
+    chaos: Activity = Activity(within=timedelta(days=92))
+
+
 class Gate(Model):
     min_score: float = Field(90, ge=0, le=100)
 
@@ -392,6 +410,7 @@ class Profile(Model):
     backup: Backup | None = None
     kubernetes: Kubernetes | None = None
     documentation: Documentation | None = None
+    testing: Testing = Testing()
     gate: Gate = Gate()
     # A production profile must say so before any check that changes something (a drill,
     # a synthetic page, a fault) may run, and the run must pass --allow-destructive too.

@@ -28,6 +28,7 @@ class CheckResult:
     unreachable: bool = False  # failed because the target could not be reached
     evidence: list[str] = field(default_factory=list)
     waiver: dict[str, Any] | None = None  # the waiver that matched a failure, active or expired
+    figures: dict[str, Any] = field(default_factory=dict)  # what the check measured
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class CheckResult:
             "unreachable": self.unreachable,
             "evidence": self.evidence,
             "waiver": self.waiver,
+            "figures": self.figures,
         }
 
     @classmethod
@@ -54,4 +56,5 @@ class CheckResult:
             unreachable=data.get("unreachable", False),
             evidence=list(data.get("evidence", [])),
             waiver=data.get("waiver"),
+            figures=dict(data.get("figures", {})),
         )

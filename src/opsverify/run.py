@@ -1,14 +1,13 @@
 """A run: one invocation against one environment, and the folder that proves it.
 
 ``reports/<env>/<run-id>/`` holds allure-results, the HTML report, readiness.json,
-junit.xml, summary.md, evidence/ and manifest.json; ``reports/<env>/history/runs.jsonl``
-gets one line per finished run.
+junit.xml, summary.md, evidence/ and manifest.json; ``reports/<env>/history/`` gets a line
+per finished run and one per activity it performed (see opsverify.history).
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import platform
 import secrets
@@ -19,11 +18,12 @@ from typing import Any
 
 from opsverify import gate
 from opsverify import score as scoring
+from opsverify.history import FOLDER as HISTORY_FOLDER
+from opsverify.history import History, Record
 from opsverify.profile import Profile
-from opsverify.result import CheckResult
+from opsverify.result import CheckResult, Status
 
 REPORTS_DIR = "reports"
-HISTORY_FILE = "history/runs.jsonl"
 
 
 def _now() -> datetime:
@@ -75,8 +75,8 @@ class Run:
         return self.directory / "evidence"
 
     @property
-    def history(self) -> Path:
-        return self.directory.parent / HISTORY_FILE
+    def history(self) -> History:
+        return History(self.directory.parent / HISTORY_FOLDER)
 
     def ordered_results(self) -> list[CheckResult]:
         return sorted(self.results.values(), key=lambda r: (r.meta.id, r.nodeid))
@@ -119,19 +119,33 @@ class Run:
         }
 
     def _append_history(self) -> None:
-        assert self.score is not None and self.verdict is not None
-        line = {
-            "run": self.id,
-            "started": self.started.isoformat(),
-            "cadence": self.cadence,
-            "score": self.score.value,
-            "gate": "passed" if self.verdict.passed else "failed",
-            "counts": self.score.overall.to_dict()["counts"],
-            "path": os.path.relpath(self.directory, self.history.parent),
-        }
-        self.history.parent.mkdir(parents=True, exist_ok=True)
-        with self.history.open("a") as handle:
-            handle.write(json.dumps(line, sort_keys=True) + "\n")
+        assert self.score is not None and self.verdict is not None and self.finished
+        self.history.append_run(
+            {
+                "run": self.id,
+                "started": self.started.isoformat(),
+                "cadence": self.cadence,
+                "score": self.score.value,
+                "gate": "passed" if self.verdict.passed else "failed",
+                "counts": self.score.overall.to_dict()["counts"],
+                "path": os.path.relpath(self.directory, self.history.folder),
+            }
+        )
+        self.history.append_records(
+            Record(
+                activity=result.meta.records,
+                check=result.meta.id,
+                parameter=result.parameter,
+                run=self.id,
+                finished=self.finished,
+                status=str(result.status),
+                message=result.message,
+                figures=result.figures,
+            )
+            for result in self.ordered_results()
+            # Not applicable means the activity did not happen; nothing to remember.
+            if result.meta.records and result.status is not Status.not_applicable
+        )
 
 
 def _operator() -> str:

@@ -1,0 +1,87 @@
+"""History: what earlier runs against an environment did, kept in ``reports/<env>/history/``.
+
+``runs.jsonl`` gets one line per finished run (score, gate, counts); ``records.jsonl`` one
+line per finished instance of an *activity* check (a load test, a chaos experiment, a drill:
+``@check(..., records="load")``) with its status and what it measured. Later runs read the
+records back: the checklist's "load testing completed" asks when a load test last passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+FOLDER = "history"
+RUNS = "runs.jsonl"
+RECORDS = "records.jsonl"
+
+
+class HistoryError(ValueError):
+    """A history file that cannot be read: names the file, the line and the problem."""
+
+
+@dataclass(frozen=True)
+class Record:
+    activity: str
+    check: str
+    parameter: str | None
+    run: str
+    finished: datetime  # when the run that performed it finished
+    status: str
+    message: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "finished": self.finished.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        finished = datetime.fromisoformat(data["finished"])
+        if finished.tzinfo is None:
+            raise ValueError("finished has no time zone")
+        return cls(**{**data, "finished": finished})
+
+
+@dataclass(frozen=True)
+class History:
+    folder: Path
+
+    def append_run(self, line: dict[str, Any]) -> None:
+        self._append(RUNS, [line])
+
+    def append_records(self, records: Iterable[Record]) -> None:
+        self._append(RECORDS, [r.to_dict() for r in records])
+
+    def records(self, activity: str) -> list[Record]:
+        """Every record of ``activity``, oldest first."""
+        path = self.folder / RECORDS
+        try:
+            lines = path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        found: list[Record] = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = Record.from_dict(json.loads(line))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise HistoryError(f"{path}: line {number}: not a history record ({exc})") from None
+            if record.activity == activity:
+                found.append(record)
+        return sorted(found, key=lambda r: r.finished)
+
+    def _append(self, name: str, lines: list[dict[str, Any]]) -> None:
+        if not lines:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # One write per run: concurrent runs of one environment interleave whole lines only.
+        text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+        with (self.folder / name).open("a") as handle:
+            handle.write(text)
