@@ -113,6 +113,10 @@ class Auth(Model):
     scheme: str = "Bearer"
     token: SecretRef
 
+    def headers(self) -> dict[str, str]:
+        """The request header carrying the credential, resolved now (at use)."""
+        return {self.header: f"{self.scheme} {self.token.resolve()}".strip()}
+
 
 class EndpointKind(StrEnum):
     liveness = "liveness"
@@ -261,18 +265,103 @@ class Incident(Model):
     severities: list[IncidentSeverity] = []
 
 
-class Dashboards(Model):
-    """Grafana dashboards as JSON files in the repository (what gets provisioned)."""
+def _distinct(values: list[str]) -> list[str]:
+    if repeated := sorted({v for v in values if values.count(v) > 1}):
+        raise ValueError(f"listed more than once: {repeated}")
+    return values
 
-    folder: Path
+
+class HttpBackend(Model):
+    """A system opsverify asks over HTTP(S): where, with which credential and trust, how long."""
+
+    url: Url
+    auth: Auth | None = None
+    ca_file: Path | None = None  # trust for its TLS; None = system trust store
+    timeout: Duration = timedelta(seconds=10)
+
+
+class Grafana(HttpBackend):
+    """The Grafana the dashboards must be deployed in, asked through its HTTP API (a
+    service-account token with the Viewer role is enough)."""
+
+    # The dashboards that must be deployed; default: the uids of the files in the folder.
+    uids: (
+        Annotated[
+            list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]],
+            Field(min_length=1),
+            AfterValidator(_distinct),
+        ]
+        | None
+    ) = None
+
+
+class Dashboards(Model):
+    """Grafana dashboards: JSON files in the repository (what gets provisioned) and, when the
+    profile names a Grafana, the dashboards deployed there."""
+
+    folder: Path | None = None
     # Grafana's own variables have no meaning to Prometheus: what to put in their place.
     variables: dict[str, str] = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
+    grafana: Grafana | None = None
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> Dashboards:
+        if self.folder is None and (self.grafana is None or self.grafana.uids is None):
+            raise ValueError(
+                "set folder (the dashboard files) or grafana.uids (the dashboards that must"
+                " be deployed)"
+            )
+        return self
+
+
+class ObservabilityBackend(HttpBackend):
+    """Where the service's logs or traces can be queried, and how fresh the newest must be."""
+
+    within: Duration = timedelta(minutes=15)  # the newest log line / trace may be this old
+    service: str | None = None  # the service's name in the backend; default: service.name
+
+
+class LogBackend(ObservabilityBackend):
+    """Log aggregation (the handbook's Kibana): Elasticsearch/OpenSearch indices, or Loki."""
+
+    kind: Literal["elasticsearch", "opensearch", "loki"]
+    index: str | None = None  # elasticsearch/opensearch: the index pattern, e.g. logs-*
+    service_field: str = "service.name"  # ECS
+    timestamp_field: str = "@timestamp"
+    # loki: a LogQL stream selector, e.g. {service="cronos-ai"}; it alone chooses the lines,
+    # the service name only names them in messages.
+    selector: str | None = None
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> LogBackend:
+        search_keys = sorted({"index", "service_field", "timestamp_field"} & self.model_fields_set)
+        if self.kind == "loki" and not self.selector:
+            raise ValueError(
+                'kind loki needs selector: a LogQL stream selector such as {service="cronos-ai"}'
+            )
+        if self.kind == "loki" and search_keys:
+            raise ValueError(
+                f"{', '.join(search_keys)}: for elasticsearch/opensearch; kind loki uses selector"
+            )
+        if self.kind != "loki" and not self.index:
+            raise ValueError(f"kind {self.kind} needs index: an index pattern such as logs-*")
+        if self.kind != "loki" and self.selector is not None:
+            raise ValueError(f"selector: LogQL, for loki; kind {self.kind} uses index")
+        return self
+
+
+class TraceBackend(ObservabilityBackend):
+    """Distributed tracing (the handbook's Jaeger): its query API, or Tempo's, or Zipkin's."""
+
+    kind: Literal["jaeger", "tempo", "zipkin"]
 
 
 class Monitoring(Model):
     prometheus: Prometheus | None = None
     alertmanager: Alertmanager | None = None
     dashboards: Dashboards | None = None
+    logs: LogBackend | None = None
+    tracing: TraceBackend | None = None
 
 
 class Slo(Model):
@@ -420,6 +509,16 @@ class Profile(Model):
     # Where the profile came from; relative paths inside it are relative to its folder.
     source: Path | None = Field(None, exclude=True)
 
+    @model_validator(mode="after")
+    def _observed_service_named(self) -> Profile:
+        for key in ("logs", "tracing"):
+            backend = getattr(self.monitoring, key)
+            if backend is not None and not backend.service and self.service is None:
+                raise ValueError(
+                    f"monitoring.{key}.service is required: there is no service.name to default to"
+                )
+        return self
+
     def secret_refs(self) -> list[SecretRef]:
         """Every secret reference in the profile, for redaction and for resolution checks."""
         found: list[SecretRef] = []
@@ -476,6 +575,14 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
     "dashboard": (
         lambda p: _dashboard_files(p.monitoring.dashboards) if p.monitoring.dashboards else [],
         "no dashboards configured (monitoring.dashboards)",
+    ),
+    "log_backend": (
+        lambda p: _observed(p, p.monitoring.logs),
+        "no log aggregation backend configured (monitoring.logs)",
+    ),
+    "trace_backend": (
+        lambda p: _observed(p, p.monitoring.tracing),
+        "no tracing backend configured (monitoring.tracing)",
     ),
     "incident_severity": (
         lambda p: [Named(s.level, s) for s in p.incident.severities] if p.incident else [],
@@ -538,10 +645,41 @@ class Named:
     value: Any
 
 
+@dataclass(frozen=True)
+class DeployedDashboard:
+    """A dashboard that must be deployed in Grafana, and its file in the repository, if any."""
+
+    uid: str
+    file: Path | None
+
+
+def _file_uid(file: Path) -> str:
+    from opsverify.drivers import grafana  # the driver imports this module
+
+    try:
+        return grafana.load(file)["uid"]
+    except grafana.DashboardError:
+        return file.stem  # the check fails on the file before it asks Grafana
+
+
 def _dashboard_files(dashboards: Dashboards) -> list[Named]:
-    files = sorted(dashboards.folder.glob("*.json"))
+    files = sorted(dashboards.folder.glob("*.json")) if dashboards.folder else []
+    if dashboards.grafana is None:
+        found = [Named(f.stem, f) for f in files]
+    else:
+        by_uid = {_file_uid(f): f for f in files}
+        wanted = dashboards.grafana.uids or list(by_uid)
+        found = [Named(uid, DeployedDashboard(uid, by_uid.get(uid))) for uid in wanted]
     # A configured folder without dashboards is a failure to report, not "not applicable".
-    return [Named(f.stem, f) for f in files] or [Named("missing", dashboards.folder)]
+    return found or [Named("missing", dashboards.folder)]
+
+
+def _observed(profile: Profile, backend: LogBackend | TraceBackend | None) -> list[Named]:
+    """The backend, named by its kind, asking about the profile's service unless it names one."""
+    if backend is None:
+        return []
+    service = backend.service or (profile.service.name if profile.service else None)
+    return [Named(backend.kind, backend.model_copy(update={"service": service}))]
 
 
 def subjects(profile: Profile, name: str) -> tuple[list[tuple[str, Any]], str]:

@@ -50,10 +50,7 @@ def get(
 
 def call(endpoint: Endpoint, service: Service) -> httpx.Response:
     """Request a profile endpoint the way the profile says: method, credentials, trust."""
-    headers = {}
-    if endpoint.auth and service.auth:
-        auth = service.auth
-        headers[auth.header] = f"{auth.scheme} {auth.token.resolve()}".strip()
+    headers = service.auth.headers() if endpoint.auth and service.auth else {}
     return get(
         str(endpoint.url),
         timeout=endpoint.timeout.total_seconds(),
