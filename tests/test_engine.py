@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import xml.etree.ElementTree as ET
 
@@ -390,3 +391,49 @@ def test_destructive_checks_against_production_need_profile_and_flag(
     assert check["status"] == ("passed" if runs else "not_applicable")
     if not runs:
         assert check["message"].startswith("refused: a destructive check against production")
+
+
+def test_traffic_checks_never_overlap_under_xdist(suite: Suite, tmp_path) -> None:
+    """Load tests and latency probes are marked ``traffic``: with two workers they still run
+    one after another, while other checks spread over both workers."""
+    suite.profile(PROFILE)
+    log = tmp_path / "intervals"
+    suite.checks(
+        "test_traffic.py",
+        f"""\
+        import os, time
+        import pytest
+        from opsverify import check
+
+        def busy(name):
+            start = time.time()
+            time.sleep(1.5)
+            with open({str(log)!r}, "a") as handle:
+                handle.write(f"{{name}} {{start}} {{time.time()}} {{os.getpid()}}\\n")
+
+        @pytest.mark.parametrize("n", range(3))
+        @check("TRF-001", "probe", category="slo", severity="low",
+               cadences=["predeploy"], controls=[], runbook="")
+        @pytest.mark.traffic
+        def test_probe(n):
+            busy(f"probe{{n}}")
+
+        @check("TRF-002", "load", category="load", severity="low",
+               cadences=["predeploy"], controls=[], runbook="")
+        @pytest.mark.traffic
+        def test_load():
+            busy("load")
+
+        @pytest.mark.parametrize("n", range(4))
+        @check("TRF-003", "quiet", category="application", severity="low",
+               cadences=["predeploy"], controls=[], runbook="")
+        def test_quiet(n):
+            busy(f"quiet{{n}}")
+        """,
+    )
+    assert suite.run("-n", "2").code == 0
+    rows = [line.split() for line in log.read_text().splitlines()]
+    traffic = sorted((float(a), float(b)) for name, a, b, _ in rows if not name.startswith("q"))
+    assert len(traffic) == 4
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(traffic))
+    assert len({pid for *_, pid in rows}) == 2  # the rest still ran on both workers

@@ -10,6 +10,7 @@ controller, from the metadata each report carries.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import socket
 import ssl
@@ -99,6 +100,9 @@ def _unreachable(exc: BaseException) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "traffic: sends traffic or measures latency; never runs beside another"
+    )
     env = config.getoption("opsverify_env")
     if not env:
         return
@@ -315,6 +319,22 @@ def _redact_exception(exc: BaseException | None) -> None:
         seen.add(id(exc))
         exc.args = tuple(REDACTOR.text(a) if isinstance(a, str) else a for a in exc.args)
         exc = exc.__cause__ or exc.__context__
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Checks marked ``traffic`` (load tests, latency probes) take turns: one's load would
+    distort another's latencies. A lock in the environment's history folder holds across
+    xdist workers and across concurrent runs against the same environment. (xdist's
+    loadgroup would do within one run, but 3.8 cannot group under pytest 9.2.)"""
+    run = item.config.stash.get(_RUN, None)
+    if run is None or item.get_closest_marker("traffic") is None:
+        return (yield)
+    run.history.folder.mkdir(parents=True, exist_ok=True)
+    # Waiting is bounded by the check's own timeout (pytest-timeout).
+    with (run.history.folder / ".traffic.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return (yield)
 
 
 # trylast makes this the innermost wrapper: its redaction happens before allure-pytest's
