@@ -21,6 +21,7 @@ from tests.helpers import ROOT, Suite, readiness
 
 LOAD_TEST = """\
     import os
+    import time
 
     import pytest
 
@@ -28,8 +29,10 @@ LOAD_TEST = """\
 
     @check("LDT-001", "load test", category="load", severity="high", cadences=["monthly"],
            controls=["SOC2:A1.1"], runbook="runbooks/x.md", records="load")
+    @pytest.mark.traffic
     @pytest.mark.parametrize("load_profile", ["smoke", "standard"])
     def test_load(load_profile, evidence):
+        time.sleep(0.5)  # long enough for a reader on another worker to start meanwhile
         evidence.measure(p95_ms=123.4, rps=56.0, secret_probe=os.environ["CANARY"])
         assert load_profile not in os.environ.get("FAIL", ""), f"{load_profile}: p95 too high"
 """
@@ -168,3 +171,14 @@ def test_a_record_needs_a_time_zone(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="line 1: not a history record .finished has no time"):
         History(tmp_path).records("load")
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_load_test_counts_in_its_own_run(suite: Suite, workers: list[str]) -> None:
+    # APP-013 is collected first (checks/test_testing_completed.py sorts before test_load.py)
+    # but runs after the run's own load tests, and sees their records.
+    outcome = suite.run("-k", "LDT-001 or APP-013", *workers, env={"CANARY": CANARY})
+    assert outcome.code == 0, outcome.output
+    results = {c["id"]: c for c in readiness(suite.latest())["checks"]}
+    assert results["APP-013"]["status"] == "passed", results["APP-013"]["message"]
+    assert results["APP-013"]["figures"]["run"] == suite.latest().name

@@ -5,8 +5,10 @@ profile's ``testing.<activity>.within``; not applicable only where the profile s
 
 from datetime import UTC, datetime
 
+import pytest
+
 from opsverify import family, not_applicable
-from opsverify.history import HistoryError
+from opsverify.history import ACTIVITY_WAIT_S, HistoryError
 
 activity_check = family(
     category="application",
@@ -17,11 +19,15 @@ activity_check = family(
 
 
 @activity_check("APP-012", "Performance testing completed recently", severity="high")
+@pytest.mark.reads_history
+@pytest.mark.timeout(ACTIVITY_WAIT_S + 60)
 def test_performance_testing_completed(profile, history, evidence):
     _passed_recently("performance", profile, history, evidence)
 
 
 @activity_check("APP-013", "Load testing completed recently", severity="high")
+@pytest.mark.reads_history
+@pytest.mark.timeout(ACTIVITY_WAIT_S + 60)
 def test_load_testing_completed(profile, history, evidence):
     _passed_recently("load", profile, history, evidence)
 
@@ -32,6 +38,8 @@ def test_load_testing_completed(profile, history, evidence):
     severity="high",
     controls=["SOC2:A1.3", "ISO27001:A.5.30"],
 )
+@pytest.mark.reads_history
+@pytest.mark.timeout(ACTIVITY_WAIT_S + 60)
 def test_chaos_testing_completed(profile, history, evidence):
     _passed_recently("chaos", profile, history, evidence)
 

@@ -8,6 +8,7 @@ records back: the checklist's "load testing completed" asks when a load test las
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,9 @@ from typing import Any
 FOLDER = "history"
 RUNS = "runs.jsonl"
 RECORDS = "records.jsonl"
+# How long a reader waits for the activities of its own run (a 10-minute load test on
+# another xdist worker); readers carry a pytest-timeout above it.
+ACTIVITY_WAIT_S = 1800
 
 
 class HistoryError(ValueError):
@@ -76,6 +80,18 @@ class History:
             if record.activity == activity:
                 found.append(record)
         return sorted(found, key=lambda r: r.finished)
+
+    def recorded(self, run: str) -> int:
+        """How many records run ``run`` has left so far."""
+        try:
+            lines = (self.folder / RECORDS).read_text().splitlines()
+        except FileNotFoundError:
+            return 0
+        found = 0
+        for line in lines:
+            with contextlib.suppress(ValueError):  # a damaged line is the readers' to report
+                found += json.loads(line).get("run") == run
+        return found
 
     def _append(self, name: str, lines: list[dict[str, Any]]) -> None:
         if not lines:

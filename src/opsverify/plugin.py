@@ -15,6 +15,7 @@ import json
 import socket
 import ssl
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from opsverify import profile as profiles
 from opsverify import waiver as waivers
 from opsverify.check import NOT_APPLICABLE, Cadence, CheckMeta, meta_of
 from opsverify.evidence import REDACTOR, Evidence, safe_name
-from opsverify.history import History
+from opsverify.history import ACTIVITY_WAIT_S, History
 from opsverify.report.terminal import Progress
 from opsverify.result import CheckResult, Status
 from opsverify.run import Run
@@ -102,6 +103,9 @@ def _unreachable(exc: BaseException) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "traffic: sends traffic or measures latency; never runs beside another"
+    )
+    config.addinivalue_line(
+        "markers", "reads_history: asks whether an activity passed; runs after the activities"
     )
     env = config.getoption("opsverify_env")
     if not env:
@@ -183,10 +187,16 @@ def profile(pytestconfig: pytest.Config) -> profiles.Profile:
     return found
 
 
-@pytest.fixture(scope="session")
-def history(pytestconfig: pytest.Config) -> History:
-    """What earlier runs against this environment did: activity records, scores."""
-    return pytestconfig.stash[_RUN].history
+@pytest.fixture
+def history(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> History:
+    """What runs against this environment did (activity records, scores), including every
+    activity of this run: it waits, bounded, until each selected one has been recorded."""
+    run = pytestconfig.stash[_RUN]
+    activities = [i for i in request.session.items if getattr(meta_of(i.function), "records", 0)]
+    deadline = time.monotonic() + ACTIVITY_WAIT_S
+    while run.history.recorded(run.id) < len(activities) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return run.history
 
 
 @pytest.fixture
@@ -262,6 +272,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if deselected:
             config.hook.pytest_deselected(items=[i for i in items if i in deselected])
             items[:] = [i for i in items if i not in deselected]
+    # Readers of the history go last, after this run's own activities; with xdist they may
+    # still start early on another worker, and the history fixture waits for them.
+    items.sort(key=lambda item: item.get_closest_marker("reads_history") is not None)
     refusal = _destructive_refusal(config)
     for item in items:
         meta = meta_of(getattr(item, "function", None))
@@ -442,8 +455,10 @@ class Controller:
             if waiver is not None:  # present but not active: it expired
                 prefix = f"waiver expired on {waiver['expires']}; " + prefix
             result.message = prefix + _message(report)
-        if report.when == "teardown" and self.progress:
-            self.progress.advance(result)
+        if report.when == "teardown":
+            self.run.record(result)
+            if self.progress:
+                self.progress.advance(result)
 
     def _crashed(self, report: pytest.TestReport, result: CheckResult | None) -> None:
         message = _message(report)

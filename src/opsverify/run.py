@@ -21,7 +21,7 @@ from opsverify import score as scoring
 from opsverify.history import FOLDER as HISTORY_FOLDER
 from opsverify.history import History, Record
 from opsverify.profile import Profile
-from opsverify.result import CheckResult, Status
+from opsverify.result import CheckResult
 
 REPORTS_DIR = "reports"
 
@@ -131,21 +131,23 @@ class Run:
                 "path": os.path.relpath(self.directory, self.history.folder),
             }
         )
-        self.history.append_records(
-            Record(
+
+    def record(self, result: CheckResult) -> None:
+        """An activity check finished: remember it at once, so the checks of this same run
+        that ask whether the activity passed (APP-012..014, run last) can see it."""
+        if result.meta.records:
+            # Not applicable is remembered too: the activity was due and did not happen.
+            record = Record(
                 activity=result.meta.records,
                 check=result.meta.id,
                 parameter=result.parameter,
                 run=self.id,
-                finished=self.finished,
+                finished=_now(),
                 status=str(result.status),
                 message=result.message,
                 figures=result.figures,
             )
-            for result in self.ordered_results()
-            # Not applicable means the activity did not happen; nothing to remember.
-            if result.meta.records and result.status is not Status.not_applicable
-        )
+            self.history.append_records([record])
 
 
 def _operator() -> str:
