@@ -25,10 +25,14 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyAddress,
+    PlainValidator,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
+from opsverify import thresholds
+from opsverify.check import Cadence
 from opsverify.sandbox.settings import Settings as SandboxSettings
 
 ENVIRONMENTS_DIR = "environments"
@@ -364,11 +368,191 @@ class Monitoring(Model):
     tracing: TraceBackend | None = None
 
 
+# Where an SLO query's range goes: {{window}}, Sloth's {{.window}}, or $window.
+WINDOW_PLACEHOLDER = re.compile(r"\{\{\s*\.?window\s*\}\}|\$\{window\}|\$window\b")
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
+# Label matchers without the braces, e.g. job="cronos-ai",route!="/metrics".
+SELECTOR = rf"(?:{_MATCHER}(?:,{_MATCHER})*,?)?\s*"
+
+
+def _matching(pattern: str, expected: str) -> AfterValidator:
+    """A string that must match ``pattern``; the error says what was expected in words."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+MetricName = Annotated[str, _matching(METRIC_NAME, "a metric name such as http_requests_total")]
+Selector = Annotated[str, _matching(SELECTOR, 'label matchers such as job="api",code!~"5.."')]
+ObjectiveName = Annotated[
+    str, _matching(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", "a name of letters, digits, . _ or -")
+]
+ObjectivePercent = Annotated[float, Field(gt=0, lt=100)]  # 100 % would leave no error budget
+
+
+def _windowed(query: str) -> str:
+    if not WINDOW_PLACEHOLDER.search(query):
+        raise ValueError(
+            "expected a PromQL query with a {{window}} placeholder where its range goes,"
+            " e.g. sum(rate(http_requests_total[{{window}}]))"
+        )
+    return query
+
+
+WindowedQuery = Annotated[str, AfterValidator(_windowed)]
+
+
+class SliMetrics(Model):
+    """How the service's requests read in Prometheus: what SLO-001..005 measure."""
+
+    requests: MetricName  # a counter of answered requests with a status-code label
+    duration: MetricName  # a histogram of request duration in seconds (without _bucket)
+    selector: Selector = ""  # the service's series, e.g. job="cronos-ai"
+    code_label: Annotated[str, _matching(r"[a-zA-Z_]\w*", "a label name such as code")] = "code"
+    # The service's scrape targets (up{…}): a process that is down answers nothing and counts
+    # no failed request, so availability also holds the share of successful scrapes.
+    targets: Selector | None = None
+
+
+class LatencySli(Model):
+    """Requests answered within ``threshold`` are good: one bucket of a duration histogram."""
+
+    histogram: MetricName  # without _bucket/_count
+    selector: Selector = ""
+    threshold: Duration  # one of the histogram's bucket bounds (its le values)
+
+
+class SloObjective(Model):
+    """An SLO with an error budget: the share of good events over a window, from Prometheus."""
+
+    name: ObjectiveName
+    objective: ObjectivePercent  # % of events that must be good
+    window: Duration | None = None  # default: slo.window
+    description: str = ""
+    good: WindowedQuery | None = None  # counts of events over {{window}}: good or bad…
+    bad: WindowedQuery | None = None
+    total: WindowedQuery | None = None  # …and all of them
+    error_ratio: WindowedQuery | None = None  # or the bad/total ratio itself (0..1)
+    latency: LatencySli | None = None  # or requests within a latency threshold
+
+    @model_validator(mode="after")
+    def _one_indicator(self) -> SloObjective:
+        counts = any(q is not None for q in (self.good, self.bad, self.total))
+        ratio = self.total is not None and (self.good is None) != (self.bad is None)
+        kinds = [counts, self.error_ratio is not None, self.latency is not None]
+        if sum(kinds) != 1 or (counts and not ratio):
+            raise ValueError(
+                "expected exactly one indicator: good and total, bad and total, error_ratio,"
+                " or latency"
+            )
+        return self
+
+
+class SloSpec(Model):
+    """An OpenSLO (openslo/v1) or Sloth (prometheus/v1) file, imported unchanged. Its SLOs are
+    read when the profile loads, so a bad spec stops the run naming the file and its key."""
+
+    file: Path
+    objectives: tuple[SloObjective, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import(cls, data: Any) -> Any:
+        if not isinstance(data, str):
+            raise ValueError("expected the path of an OpenSLO or Sloth spec file")
+        from opsverify import slo  # the importers build on this module's models
+
+        return {"file": Path(data), "objectives": slo.import_spec(Path(data))}
+
+
 class Slo(Model):
+    """The handbook's SLIs (SLO-001..005) and the SLOs with error budgets (SLO-006, 007)."""
+
+    window: Duration = timedelta(days=30)  # what the SLIs are measured over
     availability: Percent
     latency_p95: Duration
+    latency_p99: Duration | None = None  # SLO-003 is not applicable without it
     error_rate: Percent
     throughput_rps: float = Field(gt=0)
+    metrics: SliMetrics | None = None
+    objectives: list[SloObjective] = []
+    specs: list[SloSpec] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Slo:
+        if self.latency_p99 is not None and self.latency_p99 < self.latency_p95:
+            raise ValueError("latency_p99 must not be below latency_p95")
+        names = [o.name for o in self.definitions()]
+        if repeated := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"objective names (inline and imported) repeat: {repeated}")
+        return self
+
+    def definitions(self) -> list[SloObjective]:
+        """Every objective, inline then imported, each with its window."""
+        found = [*self.objectives, *(o for spec in self.specs for o in spec.objectives)]
+        return [o if o.window else o.model_copy(update={"window": self.window}) for o in found]
+
+
+class ProbeObjectives(Model):
+    """What an active probe must meet. p95 and success_ratio default to the profile's slo."""
+
+    p95: Duration | None = None  # default: slo.latency_p95
+    p99: Duration | None = None  # no default: checked only when given
+    # % of the measured requests answered with expect_status; default: slo.availability
+    success_ratio: Percent | None = None
+
+
+class Probe(Model):
+    """An active probe (SLO-010): a bounded burst of real requests through the load balancer,
+    its latency percentiles and success ratio held against the objectives."""
+
+    name: str
+    url: Url  # through the load balancer: the path clients take
+    method: Literal["GET", "HEAD"] = "GET"
+    auth: bool = False  # send the service's credentials (service.auth)
+    ca_file: Path | None = None  # trust for its TLS; default: service.ca_file
+    requests: int = Field(200, ge=1, le=10_000)  # measured, after the warm-up
+    concurrency: int = Field(4, ge=1, le=32)  # requests in flight, one connection each
+    warmup: int = Field(10, ge=0, le=1000)  # not measured: they open the connections
+    timeout: Duration = timedelta(seconds=5)  # per request, up to the last byte of the body
+    # The whole probe; below the check's own 300 s timeout, so the probe reports, not pytest.
+    deadline: Duration = Field(timedelta(seconds=60), le=timedelta(minutes=4))
+    expect_status: int = Field(200, ge=100, le=599)
+    objectives: ProbeObjectives = ProbeObjectives()
+
+
+def _complete_probes(probes: list[Probe], info: ValidationInfo) -> list[Probe]:
+    """Fill in what a probe leaves to the rest of the profile (trust, objectives) and refuse
+    what it cannot do without it. Profile declares service and slo before probes, so pydantic
+    has validated them by now."""
+    _distinct([p.name for p in probes])
+    if "service" not in info.data or "slo" not in info.data:
+        return probes  # they failed validation themselves: that error says enough
+    service, slo = info.data["service"], info.data["slo"]
+    defaults = {"p95": "latency_p95", "success_ratio": "availability"}  # objective: slo key
+    completed = []
+    for probe in probes:
+        missing = {k: v for k, v in defaults.items() if getattr(probe.objectives, k) is None}
+        if missing and slo is None:
+            needed = " and ".join(f"objectives.{k}" for k in missing)
+            raise ValueError(f"probe {probe.name}: needs {needed}: the profile has no slo")
+        objectives = probe.objectives.model_copy(
+            update={k: getattr(slo, v) for k, v in missing.items()}
+        )
+        if probe.auth and (service is None or service.auth is None):
+            raise ValueError(f"probe {probe.name}: auth: true but service.auth is missing")
+        ca_file = probe.ca_file or (service.ca_file if service else None)
+        completed.append(probe.model_copy(update={"objectives": objectives, "ca_file": ca_file}))
+    return completed
+
+
+Probes = Annotated[list[Probe], AfterValidator(_complete_probes)]
 
 
 class Resources(Model):
@@ -474,6 +658,98 @@ class Testing(Model):
     chaos: Activity = Activity(within=timedelta(days=92))
 
 
+def _expression(value: Any) -> thresholds.Expression:
+    return value if isinstance(value, thresholds.Expression) else thresholds.parse(value)
+
+
+class LoadThreshold(Model):
+    """What a load run must meet, like a k6 threshold: ``p95 < 500ms`` (a string is short for
+    ``{threshold: "p95 < 500ms"}``)."""
+
+    threshold: Annotated[thresholds.Expression, PlainValidator(_expression)]
+    abort_on_fail: bool = False  # stop the run as soon as it is lost (k6's abortOnFail)
+    delay_abort_eval: Duration = timedelta(0)  # but not this early in the run (delayAbortEval)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"threshold": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _delay_with_abort(self) -> LoadThreshold:
+        if "delay_abort_eval" in self.model_fields_set and not self.abort_on_fail:
+            raise ValueError("delay_abort_eval only applies with abort_on_fail: true")
+        return self
+
+
+def _whole_seconds(value: timedelta) -> timedelta:
+    if value.total_seconds() < 1 or value.total_seconds() % 1:
+        raise ValueError("Locust runs for whole seconds: expected e.g. 10s, 90s or 10m")
+    return value
+
+
+# When a load profile runs if it does not say: the short one before every deploy, the
+# handbook's full one monthly.
+_LOAD_CADENCES = {"smoke": [Cadence.predeploy], "standard": [Cadence.monthly]}
+
+
+class LoadProfile(Model):
+    """One load test (LOAD-001[name]): users, spawn rate, run time, and its thresholds."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")]
+    users: int = Field(ge=1)
+    spawn_rate: float = Field(gt=0)  # users started per second
+    run_time: Annotated[Duration, AfterValidator(_whole_seconds)]
+    processes: int = Field(1, ge=1, le=64)  # > 1: Locust's master and this many workers
+    cadences: list[Cadence] = Field(min_length=1)  # default for smoke and standard
+    thresholds: list[LoadThreshold] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_cadences(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "cadences" in data:
+            return data
+        name = data.get("name")
+        default = _LOAD_CADENCES.get(name) if isinstance(name, str) else None
+        if default is None:
+            known = " and ".join(_LOAD_CADENCES)
+            raise ValueError(f"cadences is required (only {known} have a default)")
+        return {**data, "cadences": default}
+
+
+def _named_once(profiles: list[LoadProfile]) -> list[LoadProfile]:
+    _distinct([p.name for p in profiles])
+    return profiles
+
+
+class Load(Model):
+    """Load testing with Locust (LOAD-001): a plain locustfile, the target, the load profiles.
+    host, ca_file and token default to the service's base_url, ca_file and auth token."""
+
+    locustfile: Path
+    host: Url | None = None
+    ca_file: Path | None = None  # the locustfile gets it as SSL_CERT_FILE
+    token: SecretRef | None = None  # the locustfile gets it as API_TOKEN, never on a command line
+    profiles: Annotated[list[LoadProfile], Field(min_length=1), AfterValidator(_named_once)]
+
+
+def _complete_load(load: Load, info: ValidationInfo) -> Load:
+    """Take what load leaves out from the service. Profile declares service first."""
+    if "service" not in info.data:
+        return load  # service failed validation itself: that error says enough
+    service = info.data["service"]
+    host = load.host or (service.base_url if service else None)
+    if host is None:
+        raise ValueError("host is required: there is no service.base_url to default to")
+    return load.model_copy(
+        update={
+            "host": host,
+            "ca_file": load.ca_file or (service.ca_file if service else None),
+            "token": load.token or (service.auth.token if service and service.auth else None),
+        }
+    )
+
+
 class Gate(Model):
     min_score: float = Field(90, ge=0, le=100)
 
@@ -494,12 +770,14 @@ class Profile(Model):
     monitoring: Monitoring = Monitoring()
     incident: Incident | None = None
     slo: Slo | None = None
+    probes: Probes | None = None  # after service and slo: its validator reads them
     resources: Resources | None = None
     dr: Dr | None = None
     backup: Backup | None = None
     kubernetes: Kubernetes | None = None
     documentation: Documentation | None = None
     testing: Testing = Testing()
+    load: Annotated[Load, AfterValidator(_complete_load)] | None = None
     gate: Gate = Gate()
     # A production profile must say so before any check that changes something (a drill,
     # a synthetic page, a fault) may run, and the run must pass --allow-destructive too.
@@ -589,6 +867,11 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
         "no incident severity levels configured (incident.severities)",
     ),
     "load_balancer": (lambda p: p.load_balancers, "no load balancer configured (load_balancers)"),
+    "load_profile": (
+        lambda p: p.load.profiles if p.load else [],
+        "no load test configured (load.profiles)",
+    ),
+    "probe": (lambda p: p.probes or [], "no active probe configured (probes)"),
     "dns_record": (
         lambda p: p.dns.records if p.dns else [],
         "no DNS record configured (dns.records)",
@@ -622,6 +905,18 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
     "documentation": (
         lambda p: [p.documentation] if p.documentation else [],
         "no documentation set configured (documentation)",
+    ),
+    "sli_metrics": (
+        lambda p: (
+            [Named(p.service.name if p.service else "service", p.slo.metrics)]
+            if p.slo and p.slo.metrics
+            else []
+        ),
+        "no SLI metrics configured (slo.metrics)",
+    ),
+    "slo_objective": (
+        lambda p: [Named(o.name, o) for o in p.slo.definitions()] if p.slo else [],
+        "no SLO objective configured (slo.objectives or slo.specs)",
     ),
     "reviewed_document": (
         lambda p: (
@@ -695,7 +990,9 @@ def _absolutise(data: Any, base: Path, key: str = "") -> Any:
     """Make relative file paths absolute against the profile's folder before validation."""
     path_keys = {"file", "ca_file", "manifests", "state_dir", "cwd", "ssh_config", "scan_paths"}
     path_keys |= {"folder"}
+    path_keys |= {"locustfile"}
     path_keys |= {"secret_files"}  # relative ones only make sense for local:// hosts
+    path_keys |= {"specs"}  # slo.specs: OpenSLO / Sloth files
     path_keys |= {"architecture_doc", "api_doc", "openapi_doc", "runbooks_dir"}
     path_keys |= {"oncall_playbook", "dr_procedures", "repository_root"}  # documentation
     if isinstance(data, dict):
