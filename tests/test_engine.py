@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -393,11 +394,8 @@ def test_destructive_checks_against_production_need_profile_and_flag(
         assert check["message"].startswith("refused: a destructive check against production")
 
 
-def test_traffic_checks_never_overlap_under_xdist(suite: Suite, tmp_path) -> None:
-    """Load tests and latency probes are marked ``traffic``: with two workers they still run
-    one after another, while other checks spread over both workers."""
+def traffic_suite(suite: Suite, log: Path) -> None:
     suite.profile(PROFILE)
-    log = tmp_path / "intervals"
     suite.checks(
         "test_traffic.py",
         f"""\
@@ -431,9 +429,27 @@ def test_traffic_checks_never_overlap_under_xdist(suite: Suite, tmp_path) -> Non
             busy(f"quiet{{n}}")
         """,
     )
+
+
+def test_traffic_checks_never_overlap_under_xdist(suite: Suite, tmp_path: Path) -> None:
+    """Load tests and latency probes are marked ``traffic``: with two workers they still run
+    one after another, while other checks spread over both workers."""
+    log = tmp_path / "intervals"
+    traffic_suite(suite, log)
     assert suite.run("-n", "2").code == 0
     rows = [line.split() for line in log.read_text().splitlines()]
     traffic = sorted((float(a), float(b)) for name, a, b, _ in rows if not name.startswith("q"))
     assert len(traffic) == 4
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(traffic))
     assert len({pid for *_, pid in rows}) == 2  # the rest still ran on both workers
+
+
+def test_traffic_runs_after_the_checks_that_measure_the_environment(
+    suite: Suite, tmp_path: Path
+) -> None:
+    # Collected first (probe, load, quiet), but the quiet checks must not see the load.
+    log = tmp_path / "intervals"
+    traffic_suite(suite, log)
+    assert suite.run().code == 0
+    order = [line.split()[0] for line in log.read_text().splitlines()]
+    assert order == [f"quiet{n}" for n in range(4)] + ["probe0", "probe1", "probe2", "load"]

@@ -272,9 +272,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if deselected:
             config.hook.pytest_deselected(items=[i for i in items if i in deselected])
             items[:] = [i for i in items if i not in deselected]
-    # Readers of the history go last, after this run's own activities; with xdist they may
-    # still start early on another worker, and the history fixture waits for them.
-    items.sort(key=lambda item: item.get_closest_marker("reads_history") is not None)
+    # Traffic goes after the checks that measure the environment (CPU, latency SLIs), which
+    # must not see the run's own load; readers of the history go last, after this run's own
+    # activities (with xdist they may start early elsewhere: the history fixture waits).
+    items.sort(key=_phase)
     refusal = _destructive_refusal(config)
     for item in items:
         meta = meta_of(getattr(item, "function", None))
@@ -287,6 +288,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.user_properties.append((_PARAMETER, _parameter_id(item)))
         for marker in _allure_markers(meta):
             item.add_marker(marker)
+
+
+def _phase(item: pytest.Item) -> int:
+    if item.get_closest_marker("reads_history"):
+        return 2
+    return 1 if item.get_closest_marker("traffic") else 0
 
 
 def _destructive_refusal(config: pytest.Config) -> str | None:
