@@ -240,12 +240,15 @@ def peak_interval(window: timedelta) -> timedelta:
 
 def peak_rate(reader: Reader, metrics: SliMetrics, window: timedelta) -> float:
     """The highest rate of successful (non-5xx) answers, averaged over ``peak_interval``,
-    anywhere in the window (sampled every quarter interval), in requests per second."""
+    anywhere in the window (sampled every quarter interval), in requests per second. The rate
+    now stands in when no sampling step has one yet: subquery steps are aligned to multiples
+    of the step, so a service scraped for under a step has only the present."""
     interval = peak_interval(window)
     served = series(metrics.requests, metrics.selector, f'{metrics.code_label}!~"5.."')
+    rate = f"sum(rate({served}[{promql_duration(interval)}]))"
     promql = (
-        f"max_over_time(sum(rate({served}[{promql_duration(interval)}]))"
-        f"[{promql_duration(window)}:{promql_duration(interval / 4)}])"
+        f"max_over_time({rate}[{promql_duration(window)}:{promql_duration(interval / 4)}])"
+        f" or {rate}"
     )
     return reader.single(promql, window)
 
