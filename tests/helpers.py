@@ -132,15 +132,20 @@ def write_profile(settings, folder: Path, **changes: object) -> Path:  # noqa: A
 
 @contextlib.contextmanager
 def running_sandbox(base_port: int, name: str) -> Iterator:  # noqa: ANN401 - sandbox.Settings
-    """A sandbox of the test's own on ports base_port+…, purged afterwards.
+    """A sandbox of the test's own on ports base_port+…, purged afterwards, running the
+    backup schedule of environments/local.yaml (as `sandbox up --env local` does).
 
     Its state is not under pytest's tmp dir: every new pytest session (each `opsverify run`
     is one) resets that to 0700, and the postgres user could no longer reach its data.
     """
+    from opsverify import profile as profiles
     from opsverify import sandbox
 
+    local = profiles.load(ROOT / "environments" / "local.yaml").sandbox_settings()
     state_dir = Path(tempfile.mkdtemp(prefix=f"opsverify-{name}-"))
-    settings = sandbox.Settings(state_dir=state_dir, ports=sandbox_ports(base_port))
+    settings = sandbox.Settings(
+        state_dir=state_dir, ports=sandbox_ports(base_port), backups=local.backups
+    )
     try:
         sandbox.up(settings, timeout=180)
         yield settings
