@@ -207,6 +207,35 @@ def backup_create(
     )
 
 
+@app.command()
+def drills(
+    env: EnvOption,
+    history: Annotated[
+        Path | None, typer.Option(help="history folder (default reports/ENV/history)")
+    ] = None,
+) -> None:
+    """Past drills of ENV from its run history: status, measured RTO and RPO, trend."""
+    from opsverify import profile as profiles
+    from opsverify.drill import ACTIVITIES
+    from opsverify.history import FOLDER, History, HistoryError
+    from opsverify.report.terminal import print_drills
+    from opsverify.run import REPORTS_DIR
+
+    try:
+        name = profiles.load(profiles.resolve_path(env)).name
+    except profiles.ProfileError as exc:
+        raise _fail(str(exc)) from None
+    folder = history or Path.cwd() / REPORTS_DIR / name / FOLDER
+    try:
+        found = sorted(
+            (r for activity in ACTIVITIES for r in History(folder).records(activity)),
+            key=lambda r: r.finished,
+        )
+    except HistoryError as exc:
+        raise _fail(str(exc)) from None
+    print_drills(name, found)
+
+
 def _sandbox_settings(env: str):  # noqa: ANN202 - pydantic model, imported lazily
     from opsverify import profile as profiles
 

@@ -35,6 +35,7 @@ from opsverify.run import Run
 _PROPERTY = "opsverify"
 _EVIDENCE = "opsverify_evidence"
 _FIGURES = "opsverify_figures"
+_DETAILS = "opsverify_details"
 _UNREACHABLE = "opsverify_unreachable"
 _PARAMETER = "opsverify_parameter"
 _WAIVER = "opsverify_waiver"
@@ -212,6 +213,7 @@ def evidence(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Evi
     # The same list object travels on every later report of this item.
     request.node.user_properties.append((_EVIDENCE, collected.files))
     request.node.user_properties.append((_FIGURES, collected.figures))
+    request.node.user_properties.append((_DETAILS, collected.details))
     return collected
 
 
@@ -434,6 +436,7 @@ class Controller:
             result.status, result.message = Status.passed, ""
         result.evidence = list(props.get(_EVIDENCE, result.evidence))
         result.figures = dict(props.get(_FIGURES, result.figures))
+        result.details = dict(props.get(_DETAILS, result.details))
         waiver = props.get(_WAIVER)
         if waiver is not None:
             result.waiver = waiver

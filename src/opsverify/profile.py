@@ -383,6 +383,10 @@ class Resources(Model):
 class Dr(Model):
     rto: Duration
     rpo: Duration
+    # Where drills restore to (files and scratch database instances): never a live path,
+    # and no live path inside it. Each drill works in a folder of its own below it and
+    # deletes that folder when it ends, however it ends.
+    scratch: Path | None = None
 
 
 class BackupType(StrEnum):
@@ -625,6 +629,45 @@ class Profile(Model):
         return self
 
     @model_validator(mode="after")
+    def _scratch_apart_from_live_data(self) -> Profile:
+        if self.dr is None or self.dr.scratch is None:
+            return self
+        scratch = self.dr.scratch
+        for key, live in self.live_paths():
+            if scratch == live or live in scratch.parents or scratch in live.parents:
+                relation = (
+                    "is"
+                    if scratch == live
+                    else "is inside"
+                    if live in scratch.parents
+                    else "contains"
+                )
+                raise ValueError(
+                    f"dr.scratch: {scratch} {relation} the live path {key} ({live}); "
+                    "drills restore into scratch space apart from live data"
+                )
+        return self
+
+    def live_paths(self) -> list[tuple[str, Path]]:
+        """Every local path of live data the profile names, with its key."""
+        found: list[tuple[str, Path]] = []
+        sources = self.backup.sources if self.backup else None
+        if sources is not None:
+            found.append(("backup.sources.staging", sources.staging))
+            for key in ("data_paths", "config_paths"):
+                found += [
+                    (f"backup.sources.{key}[{i}]", p) for i, p in enumerate(getattr(sources, key))
+                ]
+            database = sources.postgres
+            for key in ("socket_dir", "wal_archive"):
+                if database is not None and getattr(database, key) is not None:
+                    found.append((f"backup.sources.postgres.{key}", getattr(database, key)))
+        for i, repository in enumerate(self.backup.repositories if self.backup else []):
+            if os.path.isabs(repository.repository):  # a local repository, not s3:… or sftp:…
+                found.append((f"backup.repositories[{i}].repository", Path(repository.repository)))
+        return found
+
+    @model_validator(mode="after")
     def _observed_service_named(self) -> Profile:
         for key in ("logs", "tracing"):
             backend = getattr(self.monitoring, key)
@@ -839,7 +882,7 @@ def _absolutise(data: Any, base: Path, key: str = "") -> Any:
     path_keys |= {"architecture_doc", "api_doc", "openapi_doc", "runbooks_dir"}
     path_keys |= {"oncall_playbook", "dr_procedures", "repository_root"}  # documentation
     path_keys |= {"policy_file", "staging", "data_paths", "config_paths", "socket_dir"}
-    path_keys |= {"wal_archive"}  # backup
+    path_keys |= {"wal_archive", "scratch"}  # backup and drills
     if isinstance(data, dict):
         return {k: _absolutise(v, base, k) for k, v in data.items()}
     if isinstance(data, list):

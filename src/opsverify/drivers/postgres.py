@@ -109,8 +109,14 @@ def consistent_view(source: PostgresSource) -> Iterator[tuple[psycopg.Connection
             conn.rollback()
 
 
-def table_sums(conn: psycopg.Connection) -> dict[str, TableSum]:
-    """Row count and content checksum of every ordinary table outside the system schemas."""
+def table_sums(
+    conn: psycopg.Connection, growing: tuple[str, datetime] | None = None
+) -> dict[str, TableSum]:
+    """Row count and content checksum of every ordinary table outside the system schemas.
+    ``growing``: a heartbeat (``table.column``) and a time; of that table, only the rows up
+    to that time count (it grows while the application runs)."""
+    bounded = _heartbeat_parts(growing[0]) if growing else None
+    until = growing[1] if growing else None
     tables = conn.execute(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
@@ -119,9 +125,20 @@ def table_sums(conn: psycopg.Connection) -> dict[str, TableSum]:
     sums = {}
     for schema, table in tables:
         query = sql.SQL(_TABLE_SUM).format(sql.Identifier(schema, table))
-        rows, checksum = conn.execute(query).fetchone()  # type: ignore[misc]
+        params: tuple[Any, ...] = ()
+        if bounded is not None and (table, schema) == bounded[0]:
+            query += sql.SQL(" WHERE {} <= %s").format(sql.Identifier(bounded[1]))
+            params = (until,)
+        rows, checksum = conn.execute(query, params).fetchone()  # type: ignore[misc]
         sums[f"{schema}.{table}"] = TableSum(rows, checksum)
     return sums
+
+
+def _heartbeat_parts(heartbeat: str) -> tuple[tuple[str, str], str]:
+    """``table.column`` or ``schema.table.column`` -> (table, schema), column; an
+    unqualified table is public's, as the default search_path finds it."""
+    *table, column = heartbeat.split(".")
+    return ((table[-1], table[0] if len(table) == 2 else "public"), column)
 
 
 def newest_heartbeat(conn: psycopg.Connection, heartbeat: str) -> datetime | None:

@@ -114,6 +114,10 @@ class Repository(Protocol):
         """One text file of a snapshot, by its path as backed up."""
         ...
 
+    def restore(self, snapshot_id: str, target: Path) -> None:
+        """Every file of a snapshot below ``target``, at its backed-up path."""
+        ...
+
 
 def open_repository(repository: BackupRepository, cache_dir: Path | None = None) -> Repository:
     from opsverify.drivers import restic

@@ -139,6 +139,9 @@ class Restic:
     def read_text(self, snapshot_id: str, path: str) -> str:
         return self.run("dump", snapshot_id, path)
 
+    def restore(self, snapshot_id: str, target: Path) -> None:
+        self.run("restore", snapshot_id, f"--target={target}", timeout=self._data_timeout_s)
+
     @property
     def _data_timeout_s(self) -> float:
         return self._repository.data_timeout.total_seconds()

@@ -263,7 +263,7 @@ def prepare(layout: Layout, binaries: Binaries, configs: dict[Path, str]) -> Non
             "The application's file data: backed up with the database (full, incremental).\n"
         )
     if postgres is not None:
-        _grant_traversal(layout.root, postgres)
+        grant_traversal(layout.root, postgres)
         for directory in (layout.pg_data.parent, layout.pg_socket_dir, layout.wal_archive):
             os.chown(directory, postgres.pw_uid, postgres.pw_gid)
     for secret in (layout.db_password, layout.api_token, layout.restic_password):
@@ -283,7 +283,7 @@ def _user(name: str) -> pwd.struct_passwd | None:
         return None
 
 
-def _grant_traversal(path: Path, user: pwd.struct_passwd) -> None:
+def grant_traversal(path: Path, user: pwd.struct_passwd) -> None:
     """Let ``user`` reach ``path``: add search-only permission (o+x, never read) on each
     ancestor that denies it. Needed when the state dir sits below a 0700 directory (pytest's
     tmp dirs, a home directory) and PostgreSQL runs as its own user."""
