@@ -116,8 +116,13 @@ def test_a_drill_on_a_healthy_sandbox_passes_inside_the_objectives(
     listed = opsverify("drills", "--env", str(profile), "--history", str(history))
     assert listed.code == 0, listed.output
     assert DRILL in listed.stdout and "passed" in listed.stdout and "of 240 s" in listed.stdout
+    # A daily run does not repeat the monthly drill: it reads this one back.
+    replayed = drill_run(profile, tmp_path, "--cadence", "daily")
+    assert replayed["status"] == "passed"
+    assert replayed["figures"]["replayed_from"] == "run-0"
+    assert replayed["figures"]["rto_s"] == figures["rto_s"]
     records = (history / "records.jsonl").read_text().splitlines()
-    assert len(records) == 1
+    assert len(records) == 1  # a read-back result is not recorded again
     # The record: verdict, measured RTO/RPO and objectives, and the steps with their times.
     record = json.loads(records[0])
     assert record["status"] == "passed" and record["figures"]["rpo_s"] == figures["rpo_s"]

@@ -148,13 +148,14 @@ def print_selection(items: list[Any]) -> None:
         reason = skip.kwargs.get("reason", "") if skip else ""
         callspec = getattr(item, "callspec", None)
         parameter = reason.replace(NOT_APPLICABLE, "n/a: ") if reason else ""
+        replayed = item.get_closest_marker("opsverify_replay") is not None
         table.add_row(
             meta.id,
             str(meta.severity),
             ",".join(meta.cadences),
             str(meta.category),
             escape(parameter or (callspec.id if callspec else "")),
-            escape(meta.title),
+            escape(meta.title) + (" [dim](read back from the history)[/]" if replayed else ""),
         )
     table.title = f"{count} checks selected"
     _console().print(table)
