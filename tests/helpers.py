@@ -158,6 +158,39 @@ def running_sandbox(base_port: int, name: str) -> Iterator:  # noqa: ANN401 - sa
             state_dir.rmdir()  # up stopped before creating anything: its error is the story
 
 
+def superuser(settings, dbname: str = "cronos_ai"):  # noqa: ANN001, ANN201 - psycopg, lazily
+    """A connection to a sandbox's PostgreSQL as its superuser: the unix socket, peer-mapped
+    for the user who started it (as the sandbox manager administers it)."""
+    import psycopg
+
+    return psycopg.connect(
+        host=str(settings.layout().pg_socket_dir),
+        port=settings.ports.postgres,
+        user="postgres",
+        dbname=dbname,
+        connect_timeout=5,
+        autocommit=True,
+    )
+
+
+def with_wrong_password(settings, folder: Path) -> tuple[Path, str]:  # noqa: ANN001
+    """A sandbox's profile whose restic password file holds a fresh, wrong value; returns the
+    profile and that value (to prove it reaches no file)."""
+    import secrets
+
+    wrong_value = secrets.token_urlsafe(24)
+    wrong = folder / "wrong-password"
+    wrong.write_text(wrong_value + "\n")
+    profile = write_profile(
+        settings, folder, backup__repositories__0__password={"file": str(wrong)}
+    )
+    return profile, wrong_value
+
+
+def files_holding(folder: Path, value: str) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
+
+
 _REVIEWED = re.compile(r"(?i)(last[ _]reviewed\W*)\d{4}-\d{2}-\d{2}")
 
 

@@ -17,12 +17,20 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from opsverify import backups, sandbox
 from opsverify.drivers.repository import rotating_part
-from tests.helpers import ROOT, opsverify, readiness, running_sandbox, write_profile
+from tests.helpers import (
+    ROOT,
+    files_holding,
+    opsverify,
+    readiness,
+    running_sandbox,
+    superuser,
+    with_wrong_password,
+    write_profile,
+)
 
 SELECT = "BKP or OPS-002"
 REPOSITORY = "sandbox-restic"
@@ -215,13 +223,7 @@ def test_a_manifest_describes_the_database_as_dumped(
     taken = datetime.fromisoformat(manifest["database"]["taken"])
     heartbeat = datetime.fromisoformat(manifest["database"]["heartbeat"])
     assert timedelta(0) <= taken - heartbeat < timedelta(seconds=5)  # one every 2 s
-    with psycopg.connect(
-        host=str(layout.pg_socket_dir),
-        port=settings.ports.postgres,
-        user="postgres",
-        dbname=sandbox.DB_NAME,
-        connect_timeout=5,
-    ) as conn:
+    with superuser(settings) as conn:
         row = conn.execute("SELECT count(*) FROM heartbeat WHERE at <= %s", (heartbeat,)).fetchone()
     assert row == (tables["public.heartbeat"]["rows"],)
     dump = Path(manifest["database"]["dump"])
@@ -271,14 +273,7 @@ def test_broken_wal_archiving_fails_the_rpo_check(
     layout = settings.layout()
 
     def admin(statement: str) -> None:
-        with psycopg.connect(
-            host=str(layout.pg_socket_dir),
-            port=settings.ports.postgres,
-            user="postgres",
-            dbname="postgres",
-            connect_timeout=5,
-            autocommit=True,
-        ) as conn:
+        with superuser(settings, "postgres") as conn:
             conn.execute(statement)
             conn.execute("SELECT pg_reload_conf()")
 
@@ -373,12 +368,7 @@ def test_no_recent_full_backup_fails_the_predeploy_check_until_one_is_made(
 def test_a_wrong_repository_password_fails_clearly_and_leaks_nothing(
     settings: sandbox.Settings, tmp_path: Path
 ) -> None:
-    wrong_value = secrets.token_urlsafe(24)
-    wrong = tmp_path / "wrong-password"
-    wrong.write_text(wrong_value + "\n")
-    profile = write_profile(
-        settings, tmp_path, backup__repositories__0__password={"file": str(wrong)}
-    )
+    profile, wrong_value = with_wrong_password(settings, tmp_path)
     statuses = run(profile, tmp_path)
     # Only the WAL archive, which is no restic repository, still checks out.
     untouched = {"BKP-002[transaction_logs]", "BKP-003[cronos_ai]"}
@@ -387,8 +377,7 @@ def test_a_wrong_repository_password_fails_clearly_and_leaks_nothing(
     for check in readiness(folder)["checks"]:
         if check["status"] == "failed":
             assert "wrong password or no key found" in check["message"], check
-    leaks = [p for p in folder.rglob("*") if p.is_file() and wrong_value.encode() in p.read_bytes()]
-    assert leaks == []
+    assert files_holding(folder, wrong_value) == []
     made = opsverify("backup", "create", "--env", str(profile))
     assert made.code == 1 and "wrong password or no key found" in made.stderr
     assert wrong_value not in made.output

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -16,14 +15,23 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from opsverify import backups, drill, sandbox
 from opsverify import profile as profiles
 from opsverify.drivers import restic
 from opsverify.drivers.repository import open_repository
-from tests.helpers import OPSVERIFY, ROOT, opsverify, readiness, running_sandbox, write_profile
+from tests.helpers import (
+    OPSVERIFY,
+    ROOT,
+    files_holding,
+    opsverify,
+    readiness,
+    running_sandbox,
+    superuser,
+    with_wrong_password,
+    write_profile,
+)
 
 DRILL = "DRL-001[sandbox-restic]"
 ITEMS = 500
@@ -33,17 +41,6 @@ ITEMS = 500
 def settings() -> Iterator[sandbox.Settings]:
     with running_sandbox(32000, "drills") as state:
         yield state
-
-
-def superuser(settings: sandbox.Settings, dbname: str = sandbox.DB_NAME) -> psycopg.Connection:
-    return psycopg.connect(
-        host=str(settings.layout().pg_socket_dir),
-        port=settings.ports.postgres,
-        user="postgres",
-        dbname=dbname,
-        connect_timeout=5,
-        autocommit=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -236,17 +233,11 @@ def test_an_interrupted_drill_leaves_no_scratch_and_live_data_untouched(
 def test_a_wrong_repository_password_fails_the_drill_clearly_and_leaks_nothing(
     settings: sandbox.Settings, tmp_path: Path
 ) -> None:
-    wrong_value = secrets.token_urlsafe(24)
-    wrong = tmp_path / "wrong-password"
-    wrong.write_text(wrong_value + "\n")
-    profile = write_profile(
-        settings, tmp_path, backup__repositories__0__password={"file": str(wrong)}
-    )
+    profile, wrong_value = with_wrong_password(settings, tmp_path)
     result = drill_run(profile, tmp_path)
     assert result["status"] == "failed"
     assert "the drill stopped" in result["message"]
     assert "wrong password or no key found" in result["message"]
     folder = sorted(tmp_path.glob("run-*"))[-1]
-    leaks = [p for p in folder.rglob("*") if p.is_file() and wrong_value.encode() in p.read_bytes()]
-    assert leaks == []
+    assert files_holding(folder, wrong_value) == []
     assert list(scratch_of(profile).iterdir()) == []
