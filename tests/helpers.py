@@ -132,15 +132,20 @@ def write_profile(settings, folder: Path, **changes: object) -> Path:  # noqa: A
 
 @contextlib.contextmanager
 def running_sandbox(base_port: int, name: str) -> Iterator:  # noqa: ANN401 - sandbox.Settings
-    """A sandbox of the test's own on ports base_port+…, purged afterwards.
+    """A sandbox of the test's own on ports base_port+…, purged afterwards, running the
+    backup schedule of environments/local.yaml (as `sandbox up --env local` does).
 
     Its state is not under pytest's tmp dir: every new pytest session (each `opsverify run`
     is one) resets that to 0700, and the postgres user could no longer reach its data.
     """
+    from opsverify import profile as profiles
     from opsverify import sandbox
 
+    local = profiles.load(ROOT / "environments" / "local.yaml").sandbox_settings()
     state_dir = Path(tempfile.mkdtemp(prefix=f"opsverify-{name}-"))
-    settings = sandbox.Settings(state_dir=state_dir, ports=sandbox_ports(base_port))
+    settings = sandbox.Settings(
+        state_dir=state_dir, ports=sandbox_ports(base_port), backups=local.backups
+    )
     try:
         sandbox.up(settings, timeout=180)
         yield settings
@@ -151,6 +156,39 @@ def running_sandbox(base_port: int, name: str) -> Iterator:  # noqa: ANN401 - sa
             if any(state_dir.iterdir()):
                 raise
             state_dir.rmdir()  # up stopped before creating anything: its error is the story
+
+
+def superuser(settings, dbname: str = "cronos_ai"):  # noqa: ANN001, ANN201 - psycopg, lazily
+    """A connection to a sandbox's PostgreSQL as its superuser: the unix socket, peer-mapped
+    for the user who started it (as the sandbox manager administers it)."""
+    import psycopg
+
+    return psycopg.connect(
+        host=str(settings.layout().pg_socket_dir),
+        port=settings.ports.postgres,
+        user="postgres",
+        dbname=dbname,
+        connect_timeout=5,
+        autocommit=True,
+    )
+
+
+def with_wrong_password(settings, folder: Path) -> tuple[Path, str]:  # noqa: ANN001
+    """A sandbox's profile whose restic password file holds a fresh, wrong value; returns the
+    profile and that value (to prove it reaches no file)."""
+    import secrets
+
+    wrong_value = secrets.token_urlsafe(24)
+    wrong = folder / "wrong-password"
+    wrong.write_text(wrong_value + "\n")
+    profile = write_profile(
+        settings, folder, backup__repositories__0__password={"file": str(wrong)}
+    )
+    return profile, wrong_value
+
+
+def files_holding(folder: Path, value: str) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
 
 
 _REVIEWED = re.compile(r"(?i)(last[ _]reviewed\W*)\d{4}-\d{2}-\d{2}")

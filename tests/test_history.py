@@ -182,3 +182,50 @@ def test_a_load_test_counts_in_its_own_run(suite: Suite, workers: list[str]) -> 
     results = {c["id"]: c for c in readiness(suite.latest())["checks"]}
     assert results["APP-013"]["status"] == "passed", results["APP-013"]["message"]
     assert results["APP-013"]["figures"]["run"] == suite.latest().name
+
+
+def replayed(suite: Suite, *args: str) -> dict[str, dict]:
+    """A daily run: the monthly load test is not repeated but read back from the history."""
+    outcome = suite.run("-k", "LDT-001", "--cadence", "daily", *args, env={"CANARY": CANARY})
+    assert outcome.code in (0, 1), outcome.output
+    return {f"{c['id']}[{c['parameter']}]": c for c in readiness(suite.latest())["checks"]}
+
+
+def test_a_run_of_another_cadence_fails_an_activity_that_never_ran(suite: Suite) -> None:
+    results = replayed(suite)
+    assert {k: r["status"] for k, r in results.items()} == {
+        "LDT-001[smoke]": "failed",
+        "LDT-001[standard]": "failed",
+    }
+    assert (
+        "LDT-001[smoke] has never run against t: a monthly load is due"
+        in (results["LDT-001[smoke]"]["message"])
+    )
+    assert history(suite).records("load") == []
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_run_of_another_cadence_reads_a_fresh_result_back(
+    suite: Suite, workers: list[str]
+) -> None:
+    run(suite, "LDT-001", fail="standard")
+    done = suite.latest().name
+    results = replayed(suite, *workers)
+    smoke, standard = results["LDT-001[smoke]"], results["LDT-001[standard]"]
+    assert smoke["status"] == "passed"
+    assert smoke["figures"]["replayed_from"] == done and smoke["figures"]["p95_ms"] == 123.4
+    assert standard["status"] == "failed"
+    assert f"as in run {done} of" in standard["message"]
+    assert "failed: AssertionError: standard: p95 too high" in standard["message"]
+    assert len(history(suite).records("load")) == 2  # read back, not recorded again
+
+
+def test_a_result_past_its_period_earns_nothing(suite: Suite) -> None:
+    old = datetime.now(UTC) - timedelta(days=40)
+    history(suite).append_records(
+        [Record("load", "LDT-001", p, "an-old-run", old, "passed") for p in ("smoke", "standard")]
+    )
+    result = replayed(suite)["LDT-001[smoke]"]
+    assert result["status"] == "failed"
+    assert "run an-old-run of" in result["message"]
+    assert "is 40 days old; a monthly one counts for 31 days" in result["message"]

@@ -1,10 +1,11 @@
 """Handbook › Infrastructure › "Backup systems configured"; Daily Operations › "Verify backup
-completion" (deep checks: the backup drills)."""
+completion" (per schedule row, integrity and retention: test_backup_schedule.py and
+test_backup_integrity.py)."""
 
 from datetime import UTC, datetime
 
 from opsverify import check
-from opsverify.drivers import restic
+from opsverify.drivers.repository import open_repository
 
 
 @check(
@@ -17,11 +18,8 @@ from opsverify.drivers import restic
     runbook="runbooks/backup.md",
 )
 def test_repository_holds_snapshots(backup_repository, evidence):
-    found = restic.snapshots(backup_repository)
-    evidence.json(
-        "snapshots",
-        [{k: s.get(k) for k in ("short_id", "time", "hostname", "tags", "paths")} for s in found],
-    )
+    found = open_repository(backup_repository).snapshots()
+    evidence.json("snapshots", [s.describe() for s in found])
     assert found, f"{backup_repository.name}: the repository holds no snapshot"
 
 
@@ -35,9 +33,9 @@ def test_repository_holds_snapshots(backup_repository, evidence):
     runbook="runbooks/backup.md",
 )
 def test_backup_completed_recently(backup_repository, profile, evidence):
-    found = restic.snapshots(backup_repository)
+    found = open_repository(backup_repository).snapshots()
     assert found, f"{backup_repository.name}: the repository holds no snapshot"
-    newest = max(datetime.fromisoformat(s["time"]) for s in found)
+    newest = max(s.time for s in found)
     age = datetime.now(UTC) - newest
     limit = profile.backup.completed_within
     evidence.json("newest", {"time": newest.isoformat(), "age": str(age), "limit": str(limit)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -33,6 +34,15 @@ class Cadence(StrEnum):
     weekly = "weekly"
     monthly = "monthly"
     quarterly = "quarterly"
+
+
+# How long the result of an activity (a drill, an experiment) done at this cadence counts:
+# a run that does not repeat it reads it back from the history for this long.
+FRESH_FOR = {
+    Cadence.weekly: timedelta(days=7),
+    Cadence.monthly: timedelta(days=31),
+    Cadence.quarterly: timedelta(days=92),
+}
 
 
 class Category(StrEnum):
@@ -68,6 +78,13 @@ class CheckMeta:
     # The activity each run of this check is recorded as in the history (load, chaos,
     # restore-drill…), so later checks and scores can ask when it last passed.
     records: str | None = None
+
+    @property
+    def fresh_for(self) -> timedelta | None:
+        """How long a recorded result of this activity counts (its most frequent periodic
+        cadence's period); None: it is not an activity, or none of its cadences is periodic."""
+        periods = [FRESH_FOR[c] for c in self.cadences if c in FRESH_FOR]
+        return min(periods) if self.records and periods else None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -7,6 +7,8 @@ Heavy modules (pytest, the plugin, the sandbox) are imported inside the commands
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +24,8 @@ app = typer.Typer(
 )
 sandbox_app = typer.Typer(help="The local reference system on 127.0.0.1.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+backup_app = typer.Typer(help="Backups of an environment.", no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
 
 USAGE_ERROR = 4
 SUITES = ("checks", "drills", "load", "chaos")
@@ -144,6 +148,94 @@ def controls(
     print_controls(folder, data)
 
 
+class BackupKind(StrEnum):  # the snapshot kinds of opsverify.drivers.repository
+    full = "full"
+    incremental = "incremental"
+    configuration = "configuration"
+
+
+_TAG = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@backup_app.command("create")
+def backup_create(
+    env: EnvOption,
+    tag: Annotated[list[str] | None, typer.Option(help="extra tag, e.g. pre-deploy")] = None,
+    kind: Annotated[BackupKind, typer.Option(help="what to back up")] = BackupKind.full,
+    repository: Annotated[str | None, typer.Option(help="repository name (default: first)")] = None,
+) -> None:
+    """Take a backup now, with its manifest (before a deployment: --tag pre-deploy)."""
+    from opsverify import backups
+    from opsverify import profile as profiles
+    from opsverify.drivers.postgres import PostgresError
+    from opsverify.drivers.repository import RepositoryError, open_repository
+    from opsverify.evidence import REDACTOR
+
+    tag = tag or []
+    bad = [t for t in tag if not _TAG.match(t)]
+    if bad:
+        raise _fail(f"--tag {bad[0]!r}: letters, digits and . _ : - only (at most 64)")
+    path = profiles.resolve_path(env)
+    try:
+        loaded = profiles.load(path)
+    except profiles.ProfileError as exc:
+        raise _fail(str(exc)) from None
+    backup = loaded.backup
+    if backup is None or backup.sources is None or not backup.repositories:
+        raise _fail(f"{path}: backup.sources and backup.repositories are required to back up")
+    chosen = next(
+        (r for r in backup.repositories if repository in (None, r.name)),
+        None,
+    )
+    if chosen is None:
+        names = ", ".join(r.name for r in backup.repositories)
+        raise _fail(f"{path}: backup.repositories has no {repository!r} (it has {names})")
+    for ref in loaded.secret_refs():
+        with contextlib.suppress(profiles.ProfileError):
+            REDACTOR.add(ref.resolve())
+    try:
+        created = backups.create(open_repository(chosen), backup.sources, kind.value, tag)
+    except (backups.BackupError, RepositoryError, PostgresError, profiles.ProfileError) as exc:
+        typer.secho(f"backup failed: {REDACTOR.text(str(exc))}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    manifest = created.manifest
+    tables = len(manifest.get("database", {}).get("tables", {}))
+    typer.echo(
+        f"{kind.value} backup {created.snapshot_id[:8]} in {chosen.name} "
+        f"(tags {', '.join(manifest['tags'])}): {len(manifest['files'])} files, "
+        f"{tables} tables, {created.seconds:.1f} s"
+    )
+
+
+@app.command()
+def drills(
+    env: EnvOption,
+    history: Annotated[
+        Path | None, typer.Option(help="history folder (default reports/ENV/history)")
+    ] = None,
+) -> None:
+    """Past drills of ENV from its run history: status, measured RTO and RPO, trend."""
+    from opsverify import profile as profiles
+    from opsverify.drill import ACTIVITIES
+    from opsverify.history import FOLDER, History, HistoryError
+    from opsverify.report.terminal import print_drills
+    from opsverify.run import REPORTS_DIR
+
+    try:
+        name = profiles.load(profiles.resolve_path(env)).name
+    except profiles.ProfileError as exc:
+        raise _fail(str(exc)) from None
+    folder = history or Path.cwd() / REPORTS_DIR / name / FOLDER
+    try:
+        found = sorted(
+            (r for activity in ACTIVITIES for r in History(folder).records(activity)),
+            key=lambda r: r.finished,
+        )
+    except HistoryError as exc:
+        raise _fail(str(exc)) from None
+    print_drills(name, found)
+
+
 def _sandbox_settings(env: str):  # noqa: ANN202 - pydantic model, imported lazily
     from opsverify import profile as profiles
 
@@ -151,9 +243,10 @@ def _sandbox_settings(env: str):  # noqa: ANN202 - pydantic model, imported lazi
         loaded = profiles.load(profiles.resolve_path(env))
     except profiles.ProfileError as exc:
         raise _fail(str(exc)) from None
-    if loaded.sandbox is None:
+    settings = loaded.sandbox_settings()
+    if settings is None:
         raise _fail(f"profile {env!r} has no sandbox section: it is not a sandbox")
-    return loaded.sandbox
+    return settings
 
 
 @sandbox_app.command()

@@ -87,11 +87,17 @@ class Evidence:
     redactor: Redactor = REDACTOR
     files: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def measure(self, **values: float | str | None) -> None:
         """Figures the check measured (p95_ms, rto_seconds…): shown in readiness.json and
         kept in the history record of an activity, so trends need no evidence parsing."""
         self.figures.update(self.redactor.data(values))
+
+    def remember(self, **values: Any) -> None:
+        """Structured detail for the history record of an activity only (a drill's step
+        log): what a later reader of the history needs beyond the figures."""
+        self.details.update(self.redactor.data(json.loads(json.dumps(values, default=str))))
 
     def text(self, name: str, content: str) -> Path:
         return self._write(name, "txt", self.redactor.text(content).encode(), "text/plain")

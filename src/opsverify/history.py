@@ -38,6 +38,7 @@ class Record:
     status: str
     message: str = ""
     figures: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. a drill's step log
 
     @property
     def passed(self) -> bool:

@@ -25,9 +25,9 @@ import pytest
 from opsverify import gate
 from opsverify import profile as profiles
 from opsverify import waiver as waivers
-from opsverify.check import NOT_APPLICABLE, Cadence, CheckMeta, meta_of
+from opsverify.check import FRESH_FOR, NOT_APPLICABLE, Cadence, CheckMeta, meta_of, not_applicable
 from opsverify.evidence import REDACTOR, Evidence, safe_name
-from opsverify.history import ACTIVITY_WAIT_S, History
+from opsverify.history import ACTIVITY_WAIT_S, History, HistoryError
 from opsverify.report.terminal import Progress
 from opsverify.result import CheckResult, Status
 from opsverify.run import Run
@@ -35,10 +35,12 @@ from opsverify.run import Run
 _PROPERTY = "opsverify"
 _EVIDENCE = "opsverify_evidence"
 _FIGURES = "opsverify_figures"
+_DETAILS = "opsverify_details"
 _UNREACHABLE = "opsverify_unreachable"
 _PARAMETER = "opsverify_parameter"
 _WAIVER = "opsverify_waiver"
 _FAILURE = "opsverify_failure"
+_REPLAYED = "opsverify_replayed"
 _WORKER_KEY = "opsverify_run_dir"
 _USAGE = "opsverify_usage_error"
 _RUN = pytest.StashKey[Run]()
@@ -106,6 +108,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "reads_history: asks whether an activity passed; runs after the activities"
+    )
+    config.addinivalue_line(
+        "markers", "opsverify_replay: an activity of another cadence, read back from history"
     )
     env = config.getoption("opsverify_env")
     if not env:
@@ -192,7 +197,11 @@ def history(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Hist
     """What runs against this environment did (activity records, scores), including every
     activity of this run: it waits, bounded, until each selected one has been recorded."""
     run = pytestconfig.stash[_RUN]
-    activities = [i for i in request.session.items if getattr(meta_of(i.function), "records", 0)]
+    activities = [
+        i
+        for i in request.session.items
+        if getattr(meta_of(i.function), "records", None) and not _replaying(i)
+    ]
     deadline = time.monotonic() + ACTIVITY_WAIT_S
     while run.history.recorded(run.id) < len(activities) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -212,6 +221,7 @@ def evidence(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Evi
     # The same list object travels on every later report of this item.
     request.node.user_properties.append((_EVIDENCE, collected.files))
     request.node.user_properties.append((_FIGURES, collected.figures))
+    request.node.user_properties.append((_DETAILS, collected.details))
     return collected
 
 
@@ -269,6 +279,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     cadence = config.getoption("opsverify_cadence")
     if cadence:
         deselected = {i for i in checks if cadence not in meta_of(i.function).cadences}
+        # An activity of another cadence (a monthly drill in a daily run) stays in the run:
+        # its result is read back from the history while it is fresh (see _replay).
+        for item in [i for i in deselected if meta_of(i.function).fresh_for]:
+            deselected.discard(item)
+            item.add_marker(pytest.mark.opsverify_replay)
+            item.user_properties.append((_REPLAYED, True))
         if deselected:
             config.hook.pytest_deselected(items=[i for i in items if i in deselected])
             items[:] = [i for i in items if i not in deselected]
@@ -281,7 +297,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         meta = meta_of(getattr(item, "function", None))
         if meta is None:
             continue
-        if meta.destructive and refusal:
+        if meta.destructive and refusal and not _replaying(item):  # reading history is harmless
             item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE + refusal))
         item.extra_keyword_matches.add(meta.id)
         item.user_properties.append((_PROPERTY, json.dumps(meta.to_dict())))
@@ -294,6 +310,59 @@ def _phase(item: pytest.Item) -> int:
     if item.get_closest_marker("reads_history"):
         return 2
     return 1 if item.get_closest_marker("traffic") else 0
+
+
+def _replaying(item: pytest.Item) -> bool:
+    return item.get_closest_marker("opsverify_replay") is not None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not _replaying(pyfuncitem):
+        return None
+    _replay(pyfuncitem)
+    return True  # the check's own function does not run
+
+
+def _replay(item: pytest.Function) -> None:
+    """The newest recorded result of the activity, if it is fresh: it passes or fails as it
+    did then; a stale or missing one fails (it earns nothing)."""
+    meta = meta_of(item.function)
+    run = item.config.stash[_RUN]
+    parameter = _parameter_id(item)
+    name = f"{meta.id}[{parameter}]" if parameter else meta.id
+    try:
+        records = [
+            r
+            for r in run.history.records(meta.records)
+            if r.check == meta.id and r.parameter == parameter
+        ]
+    except HistoryError as exc:
+        raise AssertionError(str(exc)) from None
+    evidence = item.funcargs.get("evidence")
+    newest = records[-1] if records else None
+    if evidence is not None:
+        record = newest.to_dict() if newest else None
+        evidence.json("replayed", {"history": str(run.history.folder), "record": record})
+    cadence = next(c for c in meta.cadences if FRESH_FOR.get(c) == meta.fresh_for)
+    if newest is None:
+        raise AssertionError(
+            f"{name} has never run against {run.profile.name}: a {cadence} "
+            f"{meta.records} is due (opsverify run --env {run.profile.name} -k {meta.id})"
+        )
+    age = datetime.now(UTC) - newest.finished
+    when = f"run {newest.run} of {newest.finished:%Y-%m-%d %H:%M %Z}"
+    if age > meta.fresh_for:
+        raise AssertionError(
+            f"the newest {meta.records} of {name}, {when}, is {age.days} days old; a "
+            f"{cadence} one counts for {meta.fresh_for.days} days"
+        )
+    if evidence is not None:
+        scalars = {k: v for k, v in newest.figures.items() if not isinstance(v, dict | list)}
+        evidence.measure(**scalars, replayed_from=newest.run)
+    if newest.status == "not_applicable":
+        not_applicable(f"as in {when}: {newest.message}")
+    assert newest.passed, f"as in {when}: {newest.status}: {newest.message}"
 
 
 def _destructive_refusal(config: pytest.Config) -> str | None:
@@ -441,6 +510,7 @@ class Controller:
             result.status, result.message = Status.passed, ""
         result.evidence = list(props.get(_EVIDENCE, result.evidence))
         result.figures = dict(props.get(_FIGURES, result.figures))
+        result.details = dict(props.get(_DETAILS, result.details))
         waiver = props.get(_WAIVER)
         if waiver is not None:
             result.waiver = waiver
@@ -462,7 +532,7 @@ class Controller:
             if waiver is not None:  # present but not active: it expired
                 prefix = f"waiver expired on {waiver['expires']}; " + prefix
             result.message = prefix + _message(report)
-        if report.when == "teardown":
+        if report.when == "teardown" and not props.get(_REPLAYED):  # it was recorded then
             self.run.record(result)
             if self.progress:
                 self.progress.advance(result)

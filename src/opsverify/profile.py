@@ -33,6 +33,7 @@ from pydantic import (
 
 from opsverify import thresholds
 from opsverify.check import Cadence
+from opsverify.sandbox.settings import BackupPlan, BackupRow
 from opsverify.sandbox.settings import Settings as SandboxSettings
 
 ENVIRONMENTS_DIR = "environments"
@@ -566,6 +567,10 @@ class Resources(Model):
 class Dr(Model):
     rto: Duration
     rpo: Duration
+    # Where drills restore to (files and scratch database instances): never a live path,
+    # and no live path inside it. Each drill works in a folder of its own below it and
+    # deletes that folder when it ends, however it ends.
+    scratch: Path | None = None
 
 
 class BackupType(StrEnum):
@@ -581,6 +586,7 @@ class BackupScheduleEntry(Model):
     at: str | None = Field(None, pattern=r"^\d{2}:\d{2}$")  # time of day for daily runs
     retention: Duration
     verification: Duration | Literal["on_change"]
+    grace: Duration | None = None  # how late a backup may be; default backup.grace
 
 
 class BackupRepository(Model):
@@ -588,13 +594,112 @@ class BackupRepository(Model):
     kind: Literal["restic"] = "restic"
     repository: str
     password: SecretRef
+    # restic keeps no retention policy of its own: the file the backup job that writes this
+    # repository reads its schedule and retention from (the sandbox's scheduler config).
+    policy_file: Path | None = None
+    timeout: Duration = timedelta(minutes=2)  # listing snapshots, reading a manifest
+    data_timeout: Duration = timedelta(hours=1)  # backing up, reading all data back
+
+
+_HEARTBEAT = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){1,2}$"
+
+
+class PostgresSource(Model):
+    """The database a backup dumps (pg_dump) and, for full backups, copies whole
+    (pg_basebackup, the base for point-in-time recovery from the WAL archive)."""
+
+    host: str | None = None
+    socket_dir: Path | None = None  # instead of host: the server's unix socket folder
+    port: int = Field(5432, ge=1, le=65535)
+    dbname: str
+    user: str  # pg_basebackup needs the REPLICATION attribute, reading every table SELECT
+    password: SecretRef | None = None  # none: peer or certificate authentication
+    # table.column (or schema.table.column) of a timestamp row written every few seconds:
+    # the newest one in a backup says how much data a restore would lose.
+    heartbeat: str | None = Field(None, pattern=_HEARTBEAT)
+    wal_archive: Path | None = None  # where archive_command puts WAL segments
+    base_backup: bool = True
+    timeout: Duration = timedelta(minutes=10)  # one pg_dump or pg_basebackup
+
+    @model_validator(mode="after")
+    def _one_address(self) -> PostgresSource:
+        if (self.host is None) == (self.socket_dir is None):
+            raise ValueError("set exactly one of host (TCP) or socket_dir (unix socket)")
+        return self
+
+
+class BackupSources(Model):
+    """What a backup holds: folders of live data and configuration, and a database."""
+
+    # The backup's own files (database dump, base backup, manifest) are written here and
+    # backed up with the rest; a folder of its own, never a live one.
+    staging: Path
+    data_paths: list[Path] = []
+    config_paths: list[Path] = []
+    postgres: PostgresSource | None = None
 
 
 class Backup(Model):
     repositories: list[BackupRepository] = []
     schedule: list[BackupScheduleEntry] = []
+    sources: BackupSources | None = None
     # Daily operations: the newest snapshot may be this old (daily full at 02:00 + grace).
     completed_within: Duration = timedelta(hours=26)
+    grace: Duration = timedelta(hours=1)  # how late a scheduled backup may be
+    # Before a deployment: a full backup at most this old (`opsverify backup create`).
+    predeploy_within: Duration = timedelta(hours=1)
+    # The daily integrity check reads 1/N of the data, a different part each day.
+    integrity_parts: int = Field(30, ge=1, le=256)
+    # Sandbox only: the schedule, its retention and grace and the DR objectives compared
+    # with it run this many times faster (60: a day of backups in 24 minutes).
+    time_scale: float = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _rows_distinct(self) -> Backup:
+        try:
+            _distinct([str(e.type) for e in self.schedule])
+        except ValueError as exc:
+            raise ValueError(f"schedule: {exc}") from None
+        return self
+
+    def scaled(self, duration: timedelta) -> timedelta:
+        """``duration`` of the handbook as this environment lives it."""
+        return duration / self.time_scale
+
+    def grace_for(self, entry: BackupScheduleEntry) -> timedelta:
+        return self.grace if entry.grace is None else entry.grace
+
+
+class DeployedScheduleEntry(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: BackupType
+    frequency: Duration | Literal["on_change"]
+    retention: Duration
+
+
+class DeployedPolicy(BaseModel):
+    """A backup job's schedule and retention as deployed (``policy_file``); the file may hold
+    the job's other settings too."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    time_scale: float = Field(1, ge=1)
+    schedule: list[DeployedScheduleEntry]
+
+
+def load_policy(path: Path) -> DeployedPolicy:
+    """Read a policy file (JSON or YAML); problems name the file and the key."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: {yaml_problem(exc)}") from None
+    try:
+        return DeployedPolicy.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(format_errors(path, exc)) from None
 
 
 class Hpa(Model):
@@ -788,6 +893,59 @@ class Profile(Model):
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
+    def _time_compressed_only_in_a_sandbox(self) -> Profile:
+        if self.backup is not None and self.backup.time_scale != 1 and self.tier != Tier.sandbox:
+            raise ValueError(
+                "backup.time_scale compresses time for a sandbox only; "
+                f"a {self.tier} profile must leave it at 1"
+            )
+        if self.sandbox is not None and "backups" in self.sandbox.model_fields_set:
+            raise ValueError(
+                "sandbox.backups: the sandbox runs the profile's backup section "
+                "(backup.schedule, backup.time_scale, dr.rpo); set those instead"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _scratch_apart_from_live_data(self) -> Profile:
+        if self.dr is None or self.dr.scratch is None:
+            return self
+        scratch = self.dr.scratch
+        for key, live in self.live_paths():
+            if scratch == live or live in scratch.parents or scratch in live.parents:
+                relation = (
+                    "is"
+                    if scratch == live
+                    else "is inside"
+                    if live in scratch.parents
+                    else "contains"
+                )
+                raise ValueError(
+                    f"dr.scratch: {scratch} {relation} the live path {key} ({live}); "
+                    "drills restore into scratch space apart from live data"
+                )
+        return self
+
+    def live_paths(self) -> list[tuple[str, Path]]:
+        """Every local path of live data the profile names, with its key."""
+        found: list[tuple[str, Path]] = []
+        sources = self.backup.sources if self.backup else None
+        if sources is not None:
+            found.append(("backup.sources.staging", sources.staging))
+            for key in ("data_paths", "config_paths"):
+                found += [
+                    (f"backup.sources.{key}[{i}]", p) for i, p in enumerate(getattr(sources, key))
+                ]
+            database = sources.postgres
+            for key in ("socket_dir", "wal_archive"):
+                if database is not None and getattr(database, key) is not None:
+                    found.append((f"backup.sources.postgres.{key}", getattr(database, key)))
+        for i, repository in enumerate(self.backup.repositories if self.backup else []):
+            if os.path.isabs(repository.repository):  # a local repository, not s3:… or sftp:…
+                found.append((f"backup.repositories[{i}].repository", Path(repository.repository)))
+        return found
+
+    @model_validator(mode="after")
     def _observed_service_named(self) -> Profile:
         for key in ("logs", "tracing"):
             backend = getattr(self.monitoring, key)
@@ -796,6 +954,18 @@ class Profile(Model):
                     f"monitoring.{key}.service is required: there is no service.name to default to"
                 )
         return self
+
+    def sandbox_settings(self) -> SandboxSettings | None:
+        """The sandbox section, running this profile's backup schedule and RPO objective."""
+        if self.sandbox is None or self.backup is None or not self.backup.schedule:
+            return self.sandbox
+        rows: dict[str, BackupRow | None] = dict.fromkeys(BackupType, None)
+        for entry in self.backup.schedule:
+            every = None if entry.frequency == "on_change" else entry.frequency
+            rows[entry.type] = BackupRow(every=every, keep=entry.retention)
+        extra = {"rpo": self.dr.rpo} if self.dr is not None else {}
+        plan = BackupPlan(time_scale=self.backup.time_scale, **rows, **extra)
+        return self.sandbox.model_copy(update={"backups": plan})
 
     def secret_refs(self) -> list[SecretRef]:
         """Every secret reference in the profile, for redaction and for resolution checks."""
@@ -902,6 +1072,14 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
         lambda p: p.backup.repositories if p.backup else [],
         "no backup repository configured (backup.repositories)",
     ),
+    "backup_schedule": (
+        lambda p: [Named(str(e.type), e) for e in p.backup.schedule] if p.backup else [],
+        "no backup schedule configured (backup.schedule)",
+    ),
+    "wal_archive": (
+        lambda p: [Named(d.dbname, d) for d in [_database(p)] if d and d.wal_archive],
+        "no WAL archive configured (backup.sources.postgres.wal_archive)",
+    ),
     "documentation": (
         lambda p: [p.documentation] if p.documentation else [],
         "no documentation set configured (documentation)",
@@ -969,6 +1147,11 @@ def _dashboard_files(dashboards: Dashboards) -> list[Named]:
     return found or [Named("missing", dashboards.folder)]
 
 
+def _database(profile: Profile) -> PostgresSource | None:
+    sources = profile.backup.sources if profile.backup else None
+    return sources.postgres if sources else None
+
+
 def _observed(profile: Profile, backend: LogBackend | TraceBackend | None) -> list[Named]:
     """The backend, named by its kind, asking about the profile's service unless it names one."""
     if backend is None:
@@ -995,6 +1178,8 @@ def _absolutise(data: Any, base: Path, key: str = "") -> Any:
     path_keys |= {"specs"}  # slo.specs: OpenSLO / Sloth files
     path_keys |= {"architecture_doc", "api_doc", "openapi_doc", "runbooks_dir"}
     path_keys |= {"oncall_playbook", "dr_procedures", "repository_root"}  # documentation
+    path_keys |= {"policy_file", "staging", "data_paths", "config_paths", "socket_dir"}
+    path_keys |= {"wal_archive", "scratch"}  # backup and drills
     if isinstance(data, dict):
         return {k: _absolutise(v, base, k) for k, v in data.items()}
     if isinstance(data, list):

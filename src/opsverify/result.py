@@ -29,6 +29,8 @@ class CheckResult:
     evidence: list[str] = field(default_factory=list)
     waiver: dict[str, Any] | None = None  # the waiver that matched a failure, active or expired
     figures: dict[str, Any] = field(default_factory=dict)  # what the check measured
+    # For the history record of an activity only (not in readiness.json): its step log…
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

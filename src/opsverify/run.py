@@ -146,6 +146,7 @@ class Run:
                 status=str(result.status),
                 message=result.message,
                 figures=result.figures,
+                details=result.details,
             )
             self.history.append_records([record])
 

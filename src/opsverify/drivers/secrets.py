@@ -42,6 +42,12 @@ def _files(root: Path) -> list[Path]:
     return found
 
 
+def _existing_path(value: str | None) -> bool:
+    """An absolute path that exists is no secret, however random a folder name in it makes
+    it look to the entropy plugins (temporary folders: /tmp/app-x7k2q9zb/backup-staging)."""
+    return bool(value) and value.startswith("/") and Path(value).exists()
+
+
 def scan(root: Path) -> Scan:
     """Every file below ``root`` through detect-secrets; raises FileNotFoundError if missing."""
     from detect_secrets import SecretsCollection
@@ -57,6 +63,7 @@ def scan(root: Path) -> Scan:
     findings = [
         Finding(file=filename, line=secret.line_number, type=secret.type)
         for filename, secret in collection
+        if not _existing_path(secret.secret_value)
     ]
     findings.sort(key=lambda f: (f.file, f.line or 0, f.type))
     return Scan(root=root, files=len(files), findings=findings)

@@ -148,13 +148,14 @@ def print_selection(items: list[Any]) -> None:
         reason = skip.kwargs.get("reason", "") if skip else ""
         callspec = getattr(item, "callspec", None)
         parameter = reason.replace(NOT_APPLICABLE, "n/a: ") if reason else ""
+        replayed = item.get_closest_marker("opsverify_replay") is not None
         table.add_row(
             meta.id,
             str(meta.severity),
             ",".join(meta.cadences),
             str(meta.category),
             escape(parameter or (callspec.id if callspec else "")),
-            escape(meta.title),
+            escape(meta.title) + (" [dim](read back from the history)[/]" if replayed else ""),
         )
     table.title = f"{count} checks selected"
     _console().print(table)
@@ -195,3 +196,55 @@ def print_controls(folder: Path, data: dict[str, Any]) -> None:
         check_ids, results, evidence = ("\n".join(col) for col in zip(*rows, strict=True))
         table.add_row(control, f"[{style}]{verdict}[/]", check_ids, results, evidence)
     console.print(table)
+
+
+def print_drills(environment: str, records: list[Any]) -> None:
+    """`opsverify drills`: every drill recorded, oldest first, with its measured RTO and RPO
+    against the objectives and the change since the previous drill of the same check."""
+    console = _console()
+    if not records:
+        console.print(f"No drill recorded for {environment} yet.", markup=False)
+        return
+    table = Table(title=f"Drills — {environment}", title_justify="left")
+    for column in ("Finished", "Run", "Drill", "Status", "RTO", "RPO", "Trend"):
+        table.add_column(column)
+    previous: dict[tuple[str, str | None], Any] = {}
+    for record in records:
+        key = (record.check, record.parameter)
+        figures, before = record.figures, previous.get(key)
+        trend = [
+            _change(
+                label, figures.get(f"{label.lower()}_s"), before.figures.get(f"{label.lower()}_s")
+            )
+            for label in ("RTO", "RPO")
+            if before is not None
+        ]
+        style = "green" if record.status == "passed" else "red"
+        table.add_row(
+            f"{record.finished:%Y-%m-%d %H:%M}",
+            escape(record.run),
+            escape(record.check + (f"[{record.parameter}]" if record.parameter else "")),
+            f"[{style}]{record.status}[/]",
+            _measured(figures, "rto"),
+            _measured(figures, "rpo"),
+            ", ".join(t for t in trend if t) or "-",
+        )
+        previous[key] = record
+    console.print(table)
+
+
+def _measured(figures: dict[str, Any], name: str) -> str:
+    value, objective = figures.get(f"{name}_s"), figures.get(f"{name}_objective_s")
+    if value is None:
+        return "-"
+    shown = f"{value:.1f} s"
+    if objective is not None:
+        style = "green" if value <= objective else "red"
+        shown = f"[{style}]{shown}[/] of {objective:g} s"
+    return shown
+
+
+def _change(label: str, now: float | None, then: float | None) -> str:
+    if now is None or then is None:
+        return ""
+    return f"{label} {now - then:+.1f} s"

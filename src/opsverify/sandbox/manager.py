@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import xmlrpc.client
@@ -46,6 +45,7 @@ PROGRAMS = (
     "alertmanager",
     "node-exporter",
     "webhook",
+    "backup-scheduler",
 )
 # Programs that re-read their configuration (nginx: also its certificate) on SIGHUP.
 RELOADABLE = ("postgres", "nginx", "prometheus", "alertmanager")
@@ -88,14 +88,7 @@ def up(settings: Settings, timeout: float = 120.0) -> list[Component]:
         provision.prepare(layout, binaries, configs)
         _start_supervisord(layout)
     release.deploy(layout)  # the release's test and scan reports, as its CI produced them
-    # In both cases: an earlier `up` may have timed out before the repository was created.
-    restic_init = provision.start_restic_init(layout, binaries)
-    try:
-        _wait_healthy(settings, deadline, restic_init)
-    finally:
-        if restic_init is not None and restic_init.poll() is None:
-            restic_init.kill()
-            restic_init.wait(timeout=5)
+    _wait_healthy(settings, deadline)
     return status(settings)
 
 
@@ -133,7 +126,7 @@ def down(settings: Settings, purge: bool = False, timeout: float = 30.0) -> None
 def status(settings: Settings) -> list[Component]:
     """Every component's PID, address and state: supervisord's view plus a health probe."""
     layout = settings.layout()
-    where = addresses(settings.ports)
+    where = addresses(settings.ports) | {"backup-scheduler": str(layout.restic_repo)}
     infos: dict[str, dict[str, Any]] = {}
     if find_supervisord(layout) is not None:
         infos = {i["name"]: i for i in rpc(layout).supervisor.getAllProcessInfo()}
@@ -145,7 +138,7 @@ def status(settings: Settings) -> list[Component]:
                 state: State = "stopped"
                 detail = info["statename"] if info else "supervisord is not running"
             else:
-                problem = probes.check(name)
+                problem = probes.check(name, info["pid"])
                 state, detail = ("unhealthy", problem) if problem else ("running", "")
             pid = info["pid"] if info and info["pid"] else None
             components.append(
@@ -235,10 +228,7 @@ def _start_supervisord(layout: Layout) -> None:
         time.sleep(0.05)
 
 
-def _wait_healthy(
-    settings: Settings, deadline: float, restic_init: subprocess.Popen[bytes] | None
-) -> None:
-    layout = settings.layout()
+def _wait_healthy(settings: Settings, deadline: float) -> None:
     database_ready = False
     while True:
         if not database_ready:
@@ -258,13 +248,6 @@ def _wait_healthy(
         if not waiting:
             # A check run right after `up` must see every scrape target up.
             waiting = unscraped_jobs(settings.ports)
-        if restic_init is not None:
-            returncode = restic_init.poll()
-            if returncode is None:
-                waiting.append("restic: repository initialisation still running")
-            elif returncode != 0:
-                restic_log = layout.log("restic-init")
-                raise SandboxError(f"restic init failed (exit {returncode}); read {restic_log}")
         if not waiting:
             return
         if time.monotonic() > deadline:

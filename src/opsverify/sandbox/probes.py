@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import httpx
@@ -59,13 +60,16 @@ class Probes:
         if self._https is not None:
             self._https.close()
 
-    def check(self, name: str) -> str:
+    def check(self, name: str, pid: int | None = None) -> str:
+        """``pid``: the running program's, for components that report through a file."""
         try:
-            return self._check(name)
-        except (httpx.HTTPError, psycopg.Error, OSError) as exc:
+            return self._check(name, pid)
+        except (httpx.HTTPError, psycopg.Error, OSError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
 
-    def _check(self, name: str) -> str:
+    def _check(self, name: str, pid: int | None) -> str:
+        if name == "backup-scheduler":
+            return self._scheduler(pid)
         base = self._addresses[name]
         if name == "postgres":
             return self._postgres()
@@ -78,6 +82,20 @@ class Probes:
         if name == "node-exporter":
             return _get(self._http, f"{base}/metrics")
         return _get(self._http, f"{base}/health")
+
+    def _scheduler(self, pid: int | None) -> str:
+        # It serves nothing: it reports to a file, and is healthy once its first backups exist.
+        try:
+            report = json.loads(self._layout.backup_status.read_text())
+        except FileNotFoundError:
+            return "starting"
+        if report["pid"] != pid:
+            return "starting (the status file is a previous run's)"
+        errors = "; ".join(f"{k}: {v}" for k, v in report["errors"].items())
+        if not report["ready"]:
+            waiting = ", ".join(report["waiting_for"])
+            return f"waiting for the first backup of {waiting}" + (f" ({errors})" if errors else "")
+        return f"failing: {errors}" if errors else ""
 
     def _tls_client(self) -> httpx.Client:
         # Verified against the sandbox CA only, as the engine's TLS checks do.

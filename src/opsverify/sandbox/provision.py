@@ -1,23 +1,24 @@
 """Everything ``up`` creates before it starts processes, each only when missing: directories,
-secrets, certificates, configs, the database cluster and role, the restic repository."""
+secrets, certificates, configs, the database cluster and role. (The restic repository is the
+backup scheduler's to create.)"""
 
 from __future__ import annotations
 
 import glob
 import importlib.resources
+import json
 import logging
 import os
 import pwd
 import re
 import secrets
-import shlex
 import shutil
 import socket
 import stat
 import string
-import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -117,6 +118,8 @@ def render_configs(settings: Settings, binaries: Binaries) -> dict[Path, str]:
         "db_password_file": layout.db_password,
         "api_token_file": layout.api_token,
         "python": sys.executable,
+        "backup_schedule": layout.backup_schedule,
+        "archive_timeout": settings.backups.archive_timeout_s,
         "postgres_bin": binaries.postgres,
         "nginx_bin": binaries.nginx,
         "prometheus_bin": binaries.prometheus,
@@ -133,12 +136,59 @@ def render_configs(settings: Settings, binaries: Binaries) -> dict[Path, str]:
         "user_directive": "user www-data;" if as_root and _user("www-data") else "",
     }
     templates = importlib.resources.files(__package__) / "templates"
-    return {
+    configs = {
         layout.config_dir / name: _ConfigTemplate(
             (templates / name).read_text(encoding="utf-8")
         ).substitute(values)
         for name in _TEMPLATES
     }
+    configs[layout.backup_schedule] = scheduler_config(settings)
+    return configs
+
+
+def scheduler_config(settings: Settings) -> str:
+    """The backup scheduler's configuration: its schedule and retention in the profile's
+    own terms (BKP-004 compares them with the handbook's), where it backs up to and from."""
+    layout, plan = settings.layout(), settings.backups
+
+    def duration(value: timedelta) -> str:
+        return f"{value / timedelta(milliseconds=1):.0f}ms"
+
+    rows = [
+        {
+            "type": kind,
+            "frequency": "on_change" if row.every is None else duration(row.every),
+            "retention": duration(row.keep),
+        }
+        for kind in ("full", "incremental", "transaction_logs", "configuration")
+        if (row := getattr(plan, kind)) is not None
+    ]
+    config = {
+        "time_scale": plan.time_scale,
+        "schedule": rows,
+        "repository": {
+            "name": "sandbox",
+            "repository": str(layout.restic_repo),
+            "password": {"file": str(layout.restic_password)},
+        },
+        "cache_dir": str(layout.restic_cache),
+        "sources": {
+            "staging": str(layout.backup_staging),
+            "data_paths": [str(layout.data_dir)],
+            "config_paths": [str(layout.config_dir)],
+            "postgres": {
+                # As the manager administers: the superuser over the unix socket (peer).
+                "socket_dir": str(layout.pg_socket_dir),
+                "port": settings.ports.postgres,
+                "dbname": DB_NAME,
+                "user": PG_SUPERUSER,
+                "heartbeat": "heartbeat.at",
+                "wal_archive": str(layout.wal_archive),
+            },
+        },
+        "status_file": str(layout.backup_status),
+    }
+    return json.dumps(config, indent=2) + "\n"
 
 
 class _ConfigTemplate(string.Template):
@@ -201,12 +251,19 @@ def prepare(layout: Layout, binaries: Binaries, configs: dict[Path, str]) -> Non
         (layout.nginx_dir, 0o755),
         (layout.webhook_store.parent, 0o755),
         (layout.restic_cache, 0o700),
+        (layout.data_dir, 0o755),
     ):
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(mode)  # explicit: a restrictive umask must not lock postgres out
     (layout.root / MARKER).touch()
+    # The scheduler of a previous `up` said it was ready; this one has to say so itself.
+    layout.backup_status.unlink(missing_ok=True)
+    if not any(layout.data_dir.iterdir()):
+        (layout.data_dir / "README").write_text(
+            "The application's file data: backed up with the database (full, incremental).\n"
+        )
     if postgres is not None:
-        _grant_traversal(layout.root, postgres)
+        grant_traversal(layout.root, postgres)
         for directory in (layout.pg_data.parent, layout.pg_socket_dir, layout.wal_archive):
             os.chown(directory, postgres.pw_uid, postgres.pw_gid)
     for secret in (layout.db_password, layout.api_token, layout.restic_password):
@@ -226,7 +283,7 @@ def _user(name: str) -> pwd.struct_passwd | None:
         return None
 
 
-def _grant_traversal(path: Path, user: pwd.struct_passwd) -> None:
+def grant_traversal(path: Path, user: pwd.struct_passwd) -> None:
     """Let ``user`` reach ``path``: add search-only permission (o+x, never read) on each
     ancestor that denies it. Needed when the state dir sits below a 0700 directory (pytest's
     tmp dirs, a home directory) and PostgreSQL runs as its own user."""
@@ -255,6 +312,9 @@ def _initdb(layout: Layout, binaries: Binaries, as_postgres: bool) -> None:
         "--auth-host=scram-sha-256",
         "--encoding=UTF8",
         "--locale=C.UTF-8",
+        # 1 MiB WAL segments: archive_timeout switches segments every few seconds at the
+        # sandbox's time scale, and each switch archives a whole segment.
+        "--wal-segsize=1",
     ]
     if as_postgres:
         command = ["runuser", "-u", PG_SUPERUSER, "--", *command]
@@ -296,26 +356,6 @@ def bootstrap_database(settings: Settings) -> bool:
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DB_NAME), role)
             )
     return True
-
-
-def start_restic_init(layout: Layout, binaries: Binaries) -> subprocess.Popen[bytes] | None:
-    """Start ``restic init`` in the background when the repository is missing (its key
-    derivation takes seconds, which overlap with the processes starting), followed by the
-    first configuration backup: the handbook backs configuration up on change, and ``up``
-    has just written it."""
-    if (layout.restic_repo / "config").exists():
-        return None
-    restic = shlex.quote(str(binaries.restic))
-    script = f"{restic} init && {restic} backup --tag configuration --tag initial config"
-    with (layout.log_dir / "restic-init.log").open("wb") as out:
-        return subprocess.Popen(
-            ["/bin/sh", "-c", script],
-            cwd=layout.root,
-            env=restic_env(layout),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def restic_env(layout: Layout) -> dict[str, str]:

@@ -6,6 +6,7 @@ Self-contained so the engine can embed it in an environment profile under ``sand
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -47,13 +48,56 @@ class Ports(BaseModel):
         return self
 
 
+class BackupRow(BaseModel):
+    """One row of the backup schedule: how often (None: on change) and how long it is kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    every: timedelta | None
+    keep: timedelta
+
+
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+
+
+class BackupPlan(BaseModel):
+    """The backup schedule the sandbox's scheduler runs: the handbook's by default, with every
+    interval, retention and the RPO divided by ``time_scale`` (at 60 a day of backups takes
+    24 minutes). A profile's ``backup`` section replaces it (``Profile.sandbox_settings``).
+    A row set to None is not run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_scale: float = Field(60, ge=1)
+    full: BackupRow | None = BackupRow(every=_DAY, keep=30 * _DAY)
+    incremental: BackupRow | None = BackupRow(every=_HOUR, keep=7 * _DAY)
+    transaction_logs: BackupRow | None = BackupRow(every=timedelta(minutes=15), keep=_DAY)
+    configuration: BackupRow | None = BackupRow(every=None, keep=90 * _DAY)
+    rpo: timedelta = timedelta(minutes=15)
+
+    def seconds(self, duration: timedelta) -> float:
+        """``duration`` as the sandbox lives it, in seconds."""
+        return duration.total_seconds() / self.time_scale
+
+    @property
+    def archive_timeout_s(self) -> int:
+        """PostgreSQL's archive_timeout: a third of the RPO (or of the transaction-log
+        interval, if shorter), so a forced WAL switch, the copy into the archive and the
+        heartbeat interval together stay inside the objective."""
+        bound = self.rpo
+        if self.transaction_logs is not None and self.transaction_logs.every is not None:
+            bound = min(bound, self.transaction_logs.every)
+        return max(1, int(self.seconds(bound) / 3))
+
+
 class Settings(BaseModel):
-    """Where the sandbox keeps its state and which ports it listens on."""
+    """Where the sandbox keeps its state, which ports it listens on, which backups it runs."""
 
     model_config = ConfigDict(extra="forbid")
 
     state_dir: Path = Path(".sandbox")
     ports: Ports = Field(default_factory=Ports)
+    backups: BackupPlan = Field(default_factory=BackupPlan)
 
     def layout(self) -> Layout:
         """The absolute file layout under ``state_dir`` (relative to the working directory)."""
@@ -165,6 +209,24 @@ class Layout:
     @property
     def restic_cache(self) -> Path:
         return self.root / "cache" / "restic"
+
+    # Backups: the application's file data, and what the scheduler stages and reports.
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def backup_staging(self) -> Path:
+        return self.root / "backup-staging"
+
+    @property
+    def backup_schedule(self) -> Path:
+        """The scheduler's configuration: schedule, retention, sources (no secret)."""
+        return self.config_dir / "backup-schedule.json"
+
+    @property
+    def backup_status(self) -> Path:
+        return self.run_dir / "backup-scheduler.json"
 
     def log(self, name: str) -> Path:
         """A log file: each supervised program's output, plus nginx-error, supervisord and

@@ -1,0 +1,68 @@
+"""Handbook › Backup and Recovery › "Restoring from Backup" and "Backup Verification"
+(test-restore); Disaster Recovery › DR Objectives (RTO 4 hours, RPO 15 minutes): the newest
+full backup is restored into scratch space and recovered to the newest possible moment,
+every file and table is verified against its manifest, and the recovery's duration and data
+loss are measured against the objectives (see opsverify.drill)."""
+
+import pytest
+
+from opsverify import check, drill, not_applicable
+from opsverify.drivers.repository import RepositoryError
+
+
+@check(
+    "DRL-001",
+    "Restore drill: the newest full backup restores, verified, within the RTO and the RPO",
+    category="backup",
+    severity="high",
+    cadences=["monthly"],
+    controls=["ISO27001:A.8.13", "ISO27001:A.5.30", "SOC2:A1.2", "SOC2:A1.3", "SOC2:CC9.1"],
+    runbook="runbooks/restore-drill.md",
+    destructive=True,
+    records="restore-drill",
+)
+@pytest.mark.timeout(6 * 3600)  # each step is bounded by the profile's own timeouts
+def test_restore_drill(backup_repository, profile, evidence):
+    backup, dr = profile.backup, profile.dr
+    if dr is None or dr.scratch is None:
+        not_applicable("no scratch folder for drills configured (dr.scratch)")
+    if backup.sources is None:
+        not_applicable("nothing to verify a restore against: no backup.sources")
+    outcome = drill.Outcome()
+    rto, rpo = backup.scaled(dr.rto), backup.scaled(dr.rpo)
+    try:
+        drill.restore_drill(profile, backup_repository, outcome)
+    except (drill.DrillError, RepositoryError) as exc:
+        outcome.problems.insert(0, f"the drill stopped: {exc}")
+    finally:
+        steps = [s.to_dict() for s in outcome.log.steps]
+        evidence.json("steps", steps)
+        evidence.remember(
+            steps=steps,
+            reference=outcome.reference,
+            objectives={"rto": str(dr.rto), "rpo": str(dr.rpo), "time_scale": backup.time_scale},
+            live_data=outcome.live,
+        )
+        evidence.json("verification", outcome.verification())
+        evidence.json("live-data", outcome.live)
+        evidence.measure(
+            snapshot=outcome.snapshot.short_id if outcome.snapshot else None,
+            rto_s=outcome.rto and round(outcome.rto.total_seconds(), 3),
+            rpo_s=outcome.rpo and round(outcome.rpo.total_seconds(), 3),
+            rto_objective_s=rto.total_seconds(),
+            rpo_objective_s=rpo.total_seconds(),
+            recover_s=round(outcome.log.seconds("recover"), 3),
+            verify_s=round(outcome.log.seconds("verify", "prove"), 3),
+            drill_s=round(outcome.log.seconds(), 3),
+            live_data_identical=outcome.live.get("identical"),
+        )
+    scaled = f" ({dr.rto}, {dr.rpo} at time scale {backup.time_scale:g})"
+    scale = "" if backup.time_scale == 1 else scaled
+    problems = list(outcome.problems)
+    if outcome.rto is not None and outcome.rto > rto:
+        problems.append(f"recovery took {outcome.rto}, the RTO is {rto}{scale}")
+    if outcome.rpo is None and not outcome.problems:
+        problems.append("data loss not measured: no heartbeat in the recovered database")
+    elif outcome.rpo is not None and outcome.rpo > rpo:
+        problems.append(f"the recovery lost {outcome.rpo} of data, the RPO is {rpo}{scale}")
+    assert not problems, "; ".join(problems)
