@@ -29,40 +29,19 @@ def test_restore_drill(backup_repository, profile, evidence):
     if backup.sources is None:
         not_applicable("nothing to verify a restore against: no backup.sources")
     outcome = drill.Outcome()
-    rto, rpo = backup.scaled(dr.rto), backup.scaled(dr.rpo)
     try:
         drill.restore_drill(profile, backup_repository, outcome)
     except (drill.DrillError, RepositoryError) as exc:
         outcome.problems.insert(0, f"the drill stopped: {exc}")
     finally:
-        steps = [s.to_dict() for s in outcome.log.steps]
-        evidence.json("steps", steps)
-        evidence.remember(
-            steps=steps,
-            reference=outcome.reference,
-            objectives={"rto": str(dr.rto), "rpo": str(dr.rpo), "time_scale": backup.time_scale},
-            live_data=outcome.live,
-        )
         evidence.json("verification", outcome.verification())
-        evidence.json("live-data", outcome.live)
-        evidence.measure(
+        drill.keep(
+            outcome,
+            profile,
+            evidence,
             snapshot=outcome.snapshot.short_id if outcome.snapshot else None,
-            rto_s=outcome.rto and round(outcome.rto.total_seconds(), 3),
-            rpo_s=outcome.rpo and round(outcome.rpo.total_seconds(), 3),
-            rto_objective_s=rto.total_seconds(),
-            rpo_objective_s=rpo.total_seconds(),
             recover_s=round(outcome.log.seconds("recover"), 3),
             verify_s=round(outcome.log.seconds("verify", "prove"), 3),
-            drill_s=round(outcome.log.seconds(), 3),
-            live_data_identical=outcome.live.get("identical"),
         )
-    scaled = f" ({dr.rto}, {dr.rpo} at time scale {backup.time_scale:g})"
-    scale = "" if backup.time_scale == 1 else scaled
-    problems = list(outcome.problems)
-    if outcome.rto is not None and outcome.rto > rto:
-        problems.append(f"recovery took {outcome.rto}, the RTO is {rto}{scale}")
-    if outcome.rpo is None and not outcome.problems:
-        problems.append("data loss not measured: no heartbeat in the recovered database")
-    elif outcome.rpo is not None and outcome.rpo > rpo:
-        problems.append(f"the recovery lost {outcome.rpo} of data, the RPO is {rpo}{scale}")
+    problems = drill.shortfalls(outcome, profile)
     assert not problems, "; ".join(problems)

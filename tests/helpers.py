@@ -89,7 +89,8 @@ def sandbox_ports(base: int):  # noqa: ANN201 - imports the sandbox only when a 
     connection may hold a port for a while and ``up`` then refuses it as taken."""
     from opsverify.sandbox import Ports
 
-    offsets = dict(service=0, https=443, postgres=432, prometheus=190, alertmanager=193)
+    offsets = dict(service=0, dr_service=1, https=443, postgres=432, prometheus=190)
+    offsets |= dict(alertmanager=193)
     return Ports(
         **{k: base + v for k, v in offsets.items()}, node_exporter=base + 100, webhook=base + 195
     )

@@ -95,7 +95,7 @@ def test_a_drill_on_a_healthy_sandbox_passes_inside_the_objectives(
     assert figures["live_data_identical"] is True
     assert figures["drill_s"] >= figures["recover_s"] + figures["verify_s"] - 0.01
     steps = evidence(tmp_path, result, "steps")
-    assert [s["outcome"] for s in steps] == ["ok"] * 9
+    assert [s["outcome"] for s in steps] == ["ok"] * 10
     assert {s["phase"] for s in steps} == {"prove", "recover", "verify"}
     verification = evidence(tmp_path, result, "verification")
     assert verification["files"]["differing"] == [] and verification["files"]["checked"] > 10
@@ -123,7 +123,7 @@ def test_a_drill_on_a_healthy_sandbox_passes_inside_the_objectives(
     # The record: verdict, measured RTO/RPO and objectives, and the steps with their times.
     record = json.loads(records[0])
     assert record["status"] == "passed" and record["figures"]["rpo_s"] == figures["rpo_s"]
-    assert [s["seconds"] >= 0 and "started" in s for s in record["details"]["steps"]] == [True] * 9
+    assert [s["seconds"] >= 0 and "started" in s for s in record["details"]["steps"]] == [True] * 10
     assert record["details"]["objectives"] == {"rto": "4:00:00", "rpo": "0:15:00", "time_scale": 60}
 
 
@@ -224,7 +224,7 @@ def test_an_interrupted_drill_leaves_no_scratch_and_live_data_untouched(
     # The run says the drill did not finish; its step log, on disk, says where it stopped.
     assert readiness(tmp_path / "run-0")["checks"][0]["status"] == "error"
     steps = json.loads(
-        next((tmp_path / "run-0").glob("evidence/DRL-001/*/01-steps.json")).read_text()
+        next((tmp_path / "run-0").glob("evidence/DRL-001/*/*-steps.json")).read_text()
     )
     assert [s["outcome"] for s in steps][-2:] == ["interrupted", "ok"]
     assert steps[-1]["name"] == "fingerprint live data (after)"

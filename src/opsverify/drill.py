@@ -66,6 +66,7 @@ class Step:
     seconds: float = 0.0
     outcome: str = "running"  # ok, failed, interrupted
     detail: dict[str, Any] = field(default_factory=dict)
+    within: str | None = None  # the step this one is part of
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class Step:
             "started": self.started.isoformat(),
             "seconds": round(self.seconds, 3),
             "outcome": self.outcome,
+            **({"within": self.within} if self.within else {}),
             **self.detail,
         }
 
@@ -81,12 +83,16 @@ class Step:
 @dataclass
 class StepLog:
     steps: list[Step] = field(default_factory=list)
+    _open: list[Step] = field(default_factory=list)
 
     @contextlib.contextmanager
     def step(self, name: str, phase: str) -> Iterator[dict[str, Any]]:
-        """Time one step; what it yields to is kept with it (sizes, counts, ids)."""
-        current = Step(name, phase, datetime.now(UTC))
+        """Time one step; what it yields to is kept with it (sizes, counts, ids). A step
+        taken while another runs is part of it."""
+        within = self._open[-1].name if self._open else None
+        current = Step(name, phase, datetime.now(UTC), within=within)
         self.steps.append(current)
+        self._open.append(current)
         started = time.monotonic()
         try:
             yield current.detail
@@ -99,9 +105,13 @@ class StepLog:
             raise
         finally:
             current.seconds = time.monotonic() - started
+            self._open.pop()
 
     def seconds(self, *phases: str) -> float:
-        return sum(s.seconds for s in self.steps if not phases or s.phase in phases)
+        """Time spent in steps of ``phases`` (all), each counted once (not again as parts)."""
+        return sum(
+            s.seconds for s in self.steps if s.within is None and (not phases or s.phase in phases)
+        )
 
 
 # --- live data ---------------------------------------------------------------------------
@@ -285,18 +295,24 @@ class Instance:
         return " | ".join((fatal or lines)[-5:])
 
     def stop(self) -> None:
-        """Fast shutdown, then SIGKILL for whatever of its process group is left."""
+        """Fast shutdown (SIGINT), then SIGKILL for whatever of its process group is left."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
+        stop_group(process, signal.SIGINT)
+
+
+def stop_group(process: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
+    """Stop a process started in a session of its own: ``sig`` to its group, then, after
+    STOP_TIMEOUT_S, SIGKILL for whatever is left."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def _run(argv: list[str], cwd: Path, timeout: float, what: str, **owner: Any) -> None:
@@ -321,8 +337,10 @@ class Scratch:
     """The drill's own folder below ``dr.scratch`` and the instances it started in it."""
 
     base: Path
+    prefix: str = "restore-drill-"
     folder: Path | None = None
     instances: list[Instance] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # stopped at exit
     user: pwd.struct_passwd | None = None
 
     def __enter__(self) -> Scratch:
@@ -330,7 +348,7 @@ class Scratch:
 
         self.user = _postgres_user()
         self.base.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix="restore-drill-", dir=self.base))
+        self.folder = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.base))
         if self.user is not None:  # the scratch instances' user must reach their folders
             grant_traversal(self.folder, self.user)
         return self
@@ -343,6 +361,9 @@ class Scratch:
         return created
 
     def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            with contextlib.suppress(Exception):
+                stop_group(process, signal.SIGTERM)
         for instance in self.instances:
             with contextlib.suppress(Exception):
                 instance.stop()
@@ -378,19 +399,31 @@ def restore_drill(profile: Profile, config: BackupRepository, outcome: Outcome) 
     backup, dr = profile.backup, profile.dr
     assert backup is not None and backup.sources is not None
     assert dr is not None and dr.scratch is not None
-    sources, log = backup.sources, outcome.log
+    sources = backup.sources
     repository = open_repository(config)
+    with live_data_untouched(sources, outcome):
+        outcome.reference = datetime.now(UTC)
+        with Scratch(dr.scratch) as scratch:
+            manifest = _recover(outcome, repository, sources, scratch, config.data_timeout)
+            _verify(outcome, manifest, scratch)
+
+
+@contextlib.contextmanager
+def live_data_untouched(sources: BackupSources | None, outcome: Outcome) -> Iterator[None]:
+    """Fingerprint live data before and after what runs inside, also after a failure or an
+    interruption: the proof that the drill left it alone (nothing to prove without
+    ``sources``)."""
+    if sources is None:
+        yield
+        return
+    log = outcome.log
     with log.step("fingerprint live data (before)", "prove") as detail:
         before_at = datetime.now(UTC)
         before = fingerprint(sources, before_at)
         detail.update(files=len(before["files"]), tables=len(before.get("tables", {})))
-    outcome.reference = datetime.now(UTC)
     try:
-        with Scratch(dr.scratch) as scratch:
-            manifest = _recover(outcome, repository, sources, scratch, config.data_timeout)
-            _verify(outcome, manifest, scratch)
+        yield
     finally:
-        # Also after a failure or an interruption: the proof that live data was left alone.
         with log.step("fingerprint live data (after)", "prove") as detail:
             changed = differences(before, fingerprint(sources, before_at))
             detail.update(identical=not changed)
@@ -413,6 +446,32 @@ def _recover(
 ) -> dict[str, Any]:
     """The recovery itself, timed from the reference time (the measured RTO); returns the
     restored snapshot's manifest."""
+    manifest, database = recover(outcome, repository, sources, scratch, data_timeout)
+    heartbeat = sources.postgres.heartbeat if sources.postgres else None
+    if database is not None and heartbeat:
+        with outcome.log.step("read the newest heartbeat", "recover") as detail:
+            assert sources.postgres is not None
+            with postgres.connect(database.source(sources.postgres.dbname)) as conn:
+                outcome.newest_heartbeat = postgres.newest_heartbeat(conn, heartbeat)
+            detail.update(newest_heartbeat=_iso(outcome.newest_heartbeat))
+    if outcome.reference is not None and outcome.newest_heartbeat is not None:
+        outcome.rpo = outcome.reference - outcome.newest_heartbeat
+    assert outcome.reference is not None
+    outcome.rto = datetime.now(UTC) - outcome.reference
+    return manifest
+
+
+def recover(
+    outcome: Outcome,
+    repository: Repository,
+    sources: BackupSources,
+    scratch: Scratch,
+    data_timeout: timedelta,
+) -> tuple[dict[str, Any], Instance | None]:
+    """Restore the newest full backup's files into the scratch folder and recover its
+    database, in a scratch instance, from the base backup and the WAL archived up to the
+    reference time; returns the snapshot's manifest and the recovered instance (None when
+    the backup holds no base backup or nothing archives WAL)."""
     log, folder, reference = outcome.log, scratch.folder, outcome.reference
     assert folder is not None and reference is not None
     database = sources.postgres
@@ -431,30 +490,24 @@ def _recover(
     except (OSError, ValueError) as exc:
         raise DrillError(f"snapshot {snapshot.short_id}: no readable manifest ({exc})") from None
     base = manifest.get("base_backup")
-    if database is not None and database.wal_archive is not None and base is not None:
-        with log.step("collect the WAL archived before the reference time", "recover") as detail:
-            wal = folder / "wal"
-            wal.mkdir()
-            for entry in os.scandir(database.wal_archive):
-                archived = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
-                needed = entry.name >= base["wal_start"] or entry.name.endswith(".history")
-                if entry.is_file() and needed and archived <= reference:
-                    shutil.copyfile(entry.path, wal / entry.name)
-            _chown_tree(wal, scratch.user)
-            detail.update(files=len(os.listdir(wal)), from_segment=base["wal_start"])
-        with log.step("recover the database to its newest moment", "recover") as detail:
-            pitr = scratch.instance("pitr")
-            pitr.from_base_backup(folder / "files" / base["folder"].lstrip("/") / "base.tar", wal)
-            pitr.start()
-            pitr.wait_recovered(data_timeout.total_seconds())
-            if database.heartbeat:
-                with postgres.connect(pitr.source(database.dbname)) as conn:
-                    outcome.newest_heartbeat = postgres.newest_heartbeat(conn, database.heartbeat)
-            detail.update(newest_heartbeat=_iso(outcome.newest_heartbeat))
-        if outcome.newest_heartbeat is not None:
-            outcome.rpo = reference - outcome.newest_heartbeat
-    outcome.rto = datetime.now(UTC) - reference
-    return manifest
+    if database is None or database.wal_archive is None or base is None:
+        return manifest, None
+    with log.step("collect the WAL archived before the reference time", "recover") as detail:
+        wal = folder / "wal"
+        wal.mkdir()
+        for entry in os.scandir(database.wal_archive):
+            archived = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+            needed = entry.name >= base["wal_start"] or entry.name.endswith(".history")
+            if entry.is_file() and needed and archived <= reference:
+                shutil.copyfile(entry.path, wal / entry.name)
+        _chown_tree(wal, scratch.user)
+        detail.update(files=len(os.listdir(wal)), from_segment=base["wal_start"])
+    with log.step("recover the database to its newest moment", "recover"):
+        pitr = scratch.instance("pitr")
+        pitr.from_base_backup(folder / "files" / base["folder"].lstrip("/") / "base.tar", wal)
+        pitr.start()
+        pitr.wait_recovered(data_timeout.total_seconds())
+    return manifest, pitr
 
 
 def _verify(outcome: Outcome, manifest: dict[str, Any], scratch: Scratch) -> None:
@@ -518,3 +571,50 @@ def _size(path: Path) -> int:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+# --- what a drill keeps and how it is judged --------------------------------------------------
+
+
+def keep(outcome: Outcome, profile: Profile, evidence: Any, **figures: Any) -> None:
+    """The step log, the live-data proof and the measured figures, as evidence and as the
+    record the history keeps (``figures``: the drill's own, besides RTO and RPO)."""
+    assert profile.dr is not None
+    scale = profile.backup.time_scale if profile.backup else 1
+    rto, rpo = profile.dr.rto / scale, profile.dr.rpo / scale
+    steps = [s.to_dict() for s in outcome.log.steps]
+    evidence.json("steps", steps)
+    evidence.remember(
+        steps=steps,
+        reference=outcome.reference,
+        objectives={"rto": str(profile.dr.rto), "rpo": str(profile.dr.rpo), "time_scale": scale},
+        live_data=outcome.live,
+    )
+    evidence.json("live-data", outcome.live)
+    evidence.measure(
+        rto_s=outcome.rto and round(outcome.rto.total_seconds(), 3),
+        rpo_s=outcome.rpo and round(outcome.rpo.total_seconds(), 3),
+        rto_objective_s=rto.total_seconds(),
+        rpo_objective_s=rpo.total_seconds(),
+        drill_s=round(outcome.log.seconds(), 3),
+        live_data_identical=outcome.live.get("identical"),
+        **figures,
+    )
+
+
+def shortfalls(outcome: Outcome, profile: Profile) -> list[str]:
+    """The drill's problems, then the measured RTO and RPO against the objectives (as the
+    environment lives them: a sandbox's compressed time)."""
+    assert profile.dr is not None
+    scale = profile.backup.time_scale if profile.backup else 1
+    rto, rpo = profile.dr.rto / scale, profile.dr.rpo / scale
+    scaled = f" ({profile.dr.rto}, {profile.dr.rpo} at time scale {scale:g})"
+    said = "" if scale == 1 else scaled
+    problems = list(outcome.problems)
+    if outcome.rto is not None and outcome.rto > rto:
+        problems.append(f"recovery took {outcome.rto}, the RTO is {rto}{said}")
+    if outcome.rpo is None and not outcome.problems:
+        problems.append("data loss not measured: no heartbeat in the recovered database")
+    elif outcome.rpo is not None and outcome.rpo > rpo:
+        problems.append(f"the recovery lost {outcome.rpo} of data, the RPO is {rpo}{said}")
+    return problems

@@ -564,6 +564,62 @@ class Resources(Model):
     window: Duration = timedelta(minutes=5)  # rates (CPU, network) are averaged over this
 
 
+class HttpHook(Model):
+    """An HTTP call a drill step makes (a DNS provider's API, a deployment system's hook)."""
+
+    url: Url
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    auth: Auth | None = None
+    body: dict[str, Any] | None = None  # sent as JSON
+    ca_file: Path | None = None
+    expect: list[int] = Field([200, 201, 202, 204], min_length=1)  # statuses that mean done
+
+
+class Hook(Model):
+    """One step of a failover drill: a command (argv, never a shell string; it runs in the
+    profile's folder unless ``cwd`` says otherwise) or an HTTP call, within ``timeout``."""
+
+    command: list[str] | None = Field(None, min_length=1)
+    cwd: Path | None = None
+    http: HttpHook | None = None
+    timeout: Duration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Hook:
+        if (self.command is None) == (self.http is None):
+            raise ValueError("set exactly one of command (argv) or http")
+        return self
+
+
+# The failover drill's steps in the order they run; failback and cleanup run however the
+# others end.
+FAILOVER_STEPS = ("inject", "activate", "switch", "verify", "failback", "cleanup")
+
+
+class Failover(Model):
+    """The DR failover drill (DRL-002). On a sandbox profile every step the profile leaves
+    out is the sandbox's own (stop the primary, restore into the DR site, switch nginx, fail
+    back); elsewhere activate, switch and failback are the environment's hooks (the
+    handbook's activate-dr-site.sh, the DNS switch), and inject is optional: without it the
+    disaster is declared when the drill starts."""
+
+    # Answered through the load balancer: its first healthy answer after the failure ends
+    # the measured RTO, and it must answer healthy again after failback.
+    health: Url
+    ca_file: Path | None = None  # default: service.ca_file
+    probe: str | None = None  # a `probes` entry sent through the load balancer to the DR site
+    # The DR site's database: its newest heartbeat from before the disaster gives the RPO
+    # (on a sandbox profile, the sandbox's DR site when left out).
+    database: PostgresSource | None = None
+    health_timeout: Duration = timedelta(minutes=10)  # for each healthy answer awaited
+    inject: Hook | None = None
+    activate: Hook | None = None
+    switch: Hook | None = None
+    verify: Hook | None = None  # runs after opsverify's own health and probe checks
+    failback: Hook | None = None
+    cleanup: Hook | None = None
+
+
 class Dr(Model):
     rto: Duration
     rpo: Duration
@@ -571,6 +627,7 @@ class Dr(Model):
     # and no live path inside it. Each drill works in a folder of its own below it and
     # deletes that folder when it ends, however it ends.
     scratch: Path | None = None
+    failover: Failover | None = None
 
 
 class BackupType(StrEnum):
@@ -924,6 +981,40 @@ class Profile(Model):
                     f"dr.scratch: {scratch} {relation} the live path {key} ({live}); "
                     "drills restore into scratch space apart from live data"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _failover_complete(self) -> Profile:
+        failover = self.dr.failover if self.dr else None
+        if failover is None:
+            return self
+        names = [p.name for p in self.probes or []]
+        if failover.probe is not None and failover.probe not in names:
+            known = ", ".join(names) or "none"
+            raise ValueError(
+                f"dr.failover.probe: no probe named {failover.probe!r} (probes: {known})"
+            )
+        if self.sandbox is None:
+            for step in ("activate", "switch", "failback"):
+                if getattr(failover, step) is None:
+                    raise ValueError(
+                        f"dr.failover.{step} is required: the command or HTTP call that does "
+                        "it here (only a sandbox profile has built-in steps)"
+                    )
+            if failover.database is None or failover.database.heartbeat is None:
+                raise ValueError(
+                    "dr.failover.database with a heartbeat is required: the DR site's "
+                    "database, whose newest heartbeat measures the data the failover lost"
+                )
+            return self
+        sources = self.backup.sources if self.backup else None
+        if self.dr is None or self.dr.scratch is None:
+            raise ValueError("dr.failover on a sandbox needs dr.scratch: its DR site lives there")
+        if sources is None or sources.postgres is None or not self.backup.repositories:
+            raise ValueError(
+                "dr.failover on a sandbox needs backup.repositories and backup.sources.postgres:"
+                " its DR site is restored from them"
+            )
         return self
 
     def live_paths(self) -> list[tuple[str, Path]]:

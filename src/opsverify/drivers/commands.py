@@ -52,7 +52,8 @@ def _clip(text: str) -> str:
     return f"{text[:half]}\n[... {len(text) - MAX_OUTPUT} characters cut ...]\n{text[-half:]}"
 
 
-def run(command: Command) -> Outcome:
+def run(command: Command, env: dict[str, str] | None = None) -> Outcome:
+    """``env``: variables added to this process's environment for the command."""
     cwd = str(command.cwd) if command.cwd else None
     timeout = command.timeout.total_seconds()
     started = time.monotonic()
@@ -64,6 +65,7 @@ def run(command: Command) -> Outcome:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
     except OSError as exc:
         return Outcome(
@@ -81,6 +83,11 @@ def run(command: Command) -> Outcome:
         except subprocess.TimeoutExpired:
             process.kill()
             out = b""
+    except BaseException:  # Ctrl-C: what the command started must not outlive it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+        raise
     return Outcome(
         argv=command.argv,
         cwd=cwd,

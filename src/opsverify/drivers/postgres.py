@@ -141,11 +141,16 @@ def _heartbeat_parts(heartbeat: str) -> tuple[tuple[str, str], str]:
     return ((table[-1], table[0] if len(table) == 2 else "public"), column)
 
 
-def newest_heartbeat(conn: psycopg.Connection, heartbeat: str) -> datetime | None:
-    """max(column) of the heartbeat table named ``table.column`` (or schema.table.column)."""
+def newest_heartbeat(
+    conn: psycopg.Connection, heartbeat: str, until: datetime | None = None
+) -> datetime | None:
+    """max(column) of the heartbeat table named ``table.column`` (or schema.table.column);
+    with ``until``, of the rows up to that moment only."""
     *table, column = heartbeat.split(".")
     query = sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column), sql.Identifier(*table))
-    row = conn.execute(query).fetchone()
+    if until is not None:
+        query += sql.SQL(" WHERE {} <= %s").format(sql.Identifier(column))
+    row = conn.execute(query, (until,) if until is not None else ()).fetchone()
     return row[0] if row else None
 
 

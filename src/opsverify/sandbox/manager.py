@@ -84,8 +84,10 @@ def up(settings: Settings, timeout: float = 120.0) -> list[Component]:
             if info["statename"] in ("STOPPED", "EXITED", "FATAL"):
                 _start_program(supervisor, info["name"])
     else:
-        provision.check_ports_free(ports_by_component(settings.ports))
+        dr_site = {"cronos-ai (DR site)": settings.ports.dr_service}
+        provision.check_ports_free(ports_by_component(settings.ports) | dr_site)
         provision.prepare(layout, binaries, configs)
+        provision.point_upstream(layout, settings.ports.service)
         _start_supervisord(layout)
     release.deploy(layout)  # the release's test and scan reports, as its CI produced them
     _wait_healthy(settings, deadline)

@@ -112,6 +112,7 @@ def render_configs(settings: Settings, binaries: Binaries) -> dict[Path, str]:
         "prometheus_data": layout.prometheus_data,
         "alertmanager_data": layout.alertmanager_data,
         "nginx_dir": layout.nginx_dir,
+        "nginx_upstream": layout.nginx_upstream,
         "webhook_store": layout.webhook_store,
         "server_cert": layout.server_cert,
         "server_key": layout.server_key,
@@ -207,6 +208,14 @@ def _check_layout(layout: Layout) -> None:
             f"sandbox state_dir {layout.root} is too long for unix sockets "
             f"({longest} exceeds {_MAX_SOCKET_PATH} bytes); choose a shorter path"
         )
+
+
+def point_upstream(layout: Layout, port: int) -> None:
+    """Write which service nginx proxies to (read at its next start or reload): the
+    primary's at every fresh ``up``, the DR site's while a failover drill has switched."""
+    temporary = layout.nginx_upstream.with_suffix(".tmp")
+    temporary.write_text(f"server {HOST}:{port};\n")
+    os.replace(temporary, layout.nginx_upstream)
 
 
 def check_ports_free(owners: dict[str, int]) -> None:

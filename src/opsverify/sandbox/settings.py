@@ -38,6 +38,7 @@ class Ports(BaseModel):
     alertmanager: PortNumber = 19193
     node_exporter: PortNumber = 19100
     webhook: PortNumber = 19195
+    dr_service: PortNumber = 18001  # the DR site's cronos-ai, while a failover drill runs
 
     @model_validator(mode="after")
     def _distinct(self) -> Ports:
@@ -197,6 +198,12 @@ class Layout:
     @property
     def nginx_dir(self) -> Path:
         return self.root / "nginx"
+
+    @property
+    def nginx_upstream(self) -> Path:
+        """The load balancer's upstream server: the primary service, or the DR site's while
+        a failover drill has switched to it (included by nginx.conf, rewritten to switch)."""
+        return self.run_dir / "nginx-upstream.conf"
 
     @property
     def webhook_store(self) -> Path:

@@ -1,0 +1,277 @@
+"""DR failover drills (DRL-002): fail the primary, bring the DR site up, switch the load
+balancer to it, prove it serves, fail back, and measure what the failover cost.
+
+Steps, each timed and kept in the step log, in this order: inject (the failure: the primary
+stops; the drill then sees the load balancer stop answering healthy), activate (the DR site
+comes up from the backups), switch (the load balancer, or DNS, points at the DR site), the
+first healthy answer through the load balancer, the DR site's newest heartbeat from before
+the disaster, a short probe through the load balancer, verify (the environment's own
+check), then failback and cleanup, which run however the drill ended (a failed step,
+a timeout, Ctrl-C).
+
+- **RTO** is from the start of inject (or of the drill, when nothing is injected) to the
+  first healthy answer through the load balancer.
+- **RPO** is the moment the primary was down minus the newest heartbeat the DR site's
+  database holds from before it: the data the failover lost.
+
+A step is the profile's hook (a command or an HTTP call, within its timeout) or, on a
+sandbox profile, the sandbox's own (``opsverify.sandbox.dr``). Live data is fingerprinted
+before and after, as in the restore drill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from opsverify import drill
+from opsverify import probe as probing
+from opsverify.drivers import commands, http, postgres
+from opsverify.profile import FAILOVER_STEPS, Command, Failover, Hook, PostgresSource, Profile
+
+# However long health_timeout is: a failure that does not show within this is not one.
+DOWN_TIMEOUT_S = 60.0
+_POLL_S = 0.2
+_ANSWER_EXCERPT = 1000
+
+Action = Callable[[dict[str, Any]], None]  # does a step, filling in its details
+
+
+@dataclass
+class Outcome(drill.Outcome):
+    probe: dict[str, Any] | None = None  # the probe's evidence
+    probe_p95_ms: float | None = None
+    failback: timedelta | None = None  # from failback's start to healthy again
+    failed_step: str | None = None
+
+
+class StepFailed(drill.DrillError):
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"step {step} failed: {reason}")
+        self.step = step
+
+
+# --- hooks ---------------------------------------------------------------------------------
+
+
+def hook_action(hook: Hook, step: str, env: dict[str, str], folder: Path) -> Action:
+    """A profile hook as a step: ``folder`` is where a command runs unless ``cwd`` says."""
+
+    def act(detail: dict[str, Any]) -> None:
+        if hook.command is not None:
+            command = Command(name=step, argv=hook.command, cwd=hook.cwd or folder)
+            done = commands.run(command.model_copy(update={"timeout": hook.timeout}), env)
+            detail.update(done.evidence())
+            if done.timed_out:
+                raise RuntimeError(f"{hook.command[0]} did not finish in {hook.timeout}")
+            if done.start_error is not None:
+                raise RuntimeError(f"{hook.command[0]} could not start: {done.start_error}")
+            if not done.ok:
+                last = done.output.strip().splitlines()[-1:] or ["no output"]
+                raise RuntimeError(f"{hook.command[0]} exited {done.exit_code}: {last[0]}")
+            return
+        call = hook.http
+        assert call is not None
+        detail.update(method=call.method, url=str(call.url))
+        with httpx.Client(
+            verify=http.tls_context(call.ca_file), timeout=hook.timeout.total_seconds()
+        ) as client:
+            answer = client.request(
+                call.method,
+                str(call.url),
+                headers={**(call.auth.headers() if call.auth else {}), "X-Opsverify-Step": step},
+                json=call.body,
+            )
+        detail.update(status=answer.status_code, answer=answer.text[:_ANSWER_EXCERPT])
+        if answer.status_code not in call.expect:
+            expected = ", ".join(map(str, call.expect))
+            raise RuntimeError(f"{call.url} answered {answer.status_code}, expected {expected}")
+
+    return act
+
+
+# --- the drill -----------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What each step does here, and where the DR site's database is read."""
+
+    actions: dict[str, Action]
+    database: Callable[[], PostgresSource]
+
+
+def plan(profile: Profile, scratch: drill.Scratch | None, outcome: Outcome) -> Plan:
+    """The profile's hooks; on a sandbox profile, the sandbox's steps where it has none."""
+    failover = _failover(profile)
+    env = {"OPSVERIFY_ENV": profile.name}
+    if scratch is not None and scratch.folder is not None:
+        env["OPSVERIFY_DR_SCRATCH"] = str(scratch.folder)
+    actions: dict[str, Action] = {}
+    given = failover.database
+    database: Callable[[], PostgresSource] | None = (lambda: given) if given else None
+    if profile.sandbox is not None:
+        from opsverify.sandbox import dr
+
+        settings = profile.sandbox_settings()
+        assert settings is not None and scratch is not None
+        site = dr.Site(settings, profile, scratch)
+        ports = settings.ports
+
+        def failback(detail: dict[str, Any]) -> None:
+            detail.update(dr.restore_primary(settings), **dr.switch(settings, ports.service))
+            detail.update(site.stop())
+
+        actions = {
+            "inject": lambda d: d.update(dr.fail_primary(settings)),
+            "activate": lambda d: d.update(site.activate(outcome)),
+            "switch": lambda d: d.update(dr.switch(settings, ports.dr_service)),
+            "failback": failback,
+        }
+        database = database or site.heartbeat_source
+    folder = profile.source.parent if profile.source else Path.cwd()
+    for step in FAILOVER_STEPS:
+        hook = getattr(failover, step)
+        if hook is not None:
+            actions[step] = hook_action(hook, step, {**env, "OPSVERIFY_DR_STEP": step}, folder)
+    if database is None:
+        raise drill.DrillError("no DR site database to read the heartbeat from")
+    return Plan(actions, database)
+
+
+def _failover(profile: Profile) -> Failover:
+    assert profile.dr is not None and profile.dr.failover is not None
+    return profile.dr.failover
+
+
+def failover_drill(profile: Profile, outcome: Outcome) -> None:
+    """Run the drill, recording into ``outcome`` (its problems empty: it passed)."""
+    assert profile.dr is not None
+    sources = profile.backup.sources if profile.backup else None
+    scratch = drill.Scratch(profile.dr.scratch, "dr-failover-") if profile.dr.scratch else None
+    with drill.live_data_untouched(sources, outcome), scratch or contextlib.nullcontext():
+        _drill(profile, plan(profile, scratch, outcome), outcome)
+
+
+def _drill(profile: Profile, plan: Plan, outcome: Outcome) -> None:
+    failover, actions = _failover(profile), plan.actions
+    health = _Health(failover.health, failover.ca_file or _service_ca(profile))
+    started = datetime.now(UTC)
+    try:
+        if "inject" in actions:
+            _step(outcome, "inject", "failover", actions["inject"])
+            with _timed(outcome, "the load balancer stops answering healthy", "failover") as d:
+                d.update(health.wait(healthy=False, timeout=DOWN_TIMEOUT_S))
+        outcome.reference = datetime.now(UTC)
+        _step(outcome, "activate", "failover", actions["activate"])
+        _step(outcome, "switch", "failover", actions["switch"])
+        with _timed(outcome, "first healthy answer through the load balancer", "failover") as d:
+            d.update(health.wait(healthy=True, timeout=failover.health_timeout.total_seconds()))
+        outcome.rto = datetime.now(UTC) - started
+        with _timed(outcome, "the DR site's newest heartbeat before the disaster", "verify") as d:
+            source = plan.database()
+            assert source.heartbeat is not None
+            with postgres.connect(source) as conn:
+                newest = postgres.newest_heartbeat(conn, source.heartbeat, outcome.reference)
+            outcome.newest_heartbeat = newest
+            d.update(database=postgres.describe(source), newest_heartbeat=str(newest))
+        if newest is not None:
+            outcome.rpo = outcome.reference - newest
+        if failover.probe is not None:
+            _probe(profile, failover.probe, outcome)
+        if "verify" in actions:
+            _step(outcome, "verify", "verify", actions["verify"])
+    finally:
+        _fail_back(outcome, actions, health, failover.health_timeout.total_seconds())
+
+
+def _fail_back(
+    outcome: Outcome, actions: dict[str, Action], health: _Health, timeout: float
+) -> None:
+    """Failback, then cleanup, whatever happened before; their failures are problems too."""
+    began = time.monotonic()
+    try:
+        if "failback" in actions:
+            _step(outcome, "failback", "failback", actions["failback"])
+        with _timed(outcome, "healthy through the load balancer after failback", "failback") as d:
+            d.update(health.wait(healthy=True, timeout=timeout))
+        outcome.failback = timedelta(seconds=time.monotonic() - began)
+    except drill.DrillError as exc:
+        outcome.problems.append(str(exc))
+    finally:
+        if "cleanup" in actions:
+            try:
+                _step(outcome, "cleanup", "failback", actions["cleanup"])
+            except drill.DrillError as exc:
+                outcome.problems.append(str(exc))
+
+
+def _probe(profile: Profile, name: str, outcome: Outcome) -> None:
+    probe = next(p for p in profile.probes or [] if p.name == name)
+    with _timed(outcome, f"probe {name} through the load balancer", "verify") as detail:
+        headers = profile.service.auth.headers() if probe.auth and profile.service else {}
+        assert not probe.auth or profile.service is None or profile.service.auth is not None
+        result = probing.run(probe, headers)
+        outcome.probe, outcome.probe_p95_ms = result.evidence(), result.percentile(95)
+        detail.update(result.figures())
+    if result.shortfalls():
+        outcome.problems.append(f"probe {name} on the DR site: {result.message()}")
+
+
+def _step(outcome: Outcome, name: str, phase: str, action: Action) -> None:
+    with _timed(outcome, name, phase) as detail:
+        action(detail)
+
+
+@contextlib.contextmanager
+def _timed(outcome: Outcome, name: str, phase: str) -> Iterator[dict[str, Any]]:
+    """A step of the log; whatever it raises stops the drill as that step's failure."""
+    try:
+        with outcome.log.step(name, phase) as detail:
+            yield detail
+    except Exception as exc:
+        outcome.failed_step = outcome.failed_step or name
+        if isinstance(exc, StepFailed):
+            raise
+        raise StepFailed(name, str(exc) or type(exc).__name__) from None
+
+
+def _service_ca(profile: Profile) -> Path | None:
+    return profile.service.ca_file if profile.service else None
+
+
+@dataclass
+class _Health:
+    """The health URL through the load balancer, asked until it answers as awaited."""
+
+    url: Any
+    ca_file: Path | None
+
+    def wait(self, healthy: bool, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        asked, last = 0, "no answer"
+        with httpx.Client(verify=http.tls_context(self.ca_file), timeout=2.0) as client:
+            while True:
+                asked += 1
+                try:
+                    status = client.get(str(self.url)).status_code
+                    last = f"answered {status}"
+                    ok = status == 200
+                except httpx.HTTPError as exc:
+                    last, ok = type(exc).__name__, False
+                if ok == healthy:
+                    return {"url": str(self.url), "requests": asked, "last": last}
+                if time.monotonic() > deadline:
+                    wanted = "healthy" if healthy else "unhealthy"
+                    raise drill.DrillError(
+                        f"{self.url} not {wanted} within {timeout:g} s ({asked} requests, "
+                        f"the last {last})"
+                    )
+                time.sleep(_POLL_S)

@@ -1,0 +1,210 @@
+"""DRL-002, the DR failover drill, against a real sandbox (port block 31000): the primary
+cronos-ai and PostgreSQL stop, the DR site is restored (restic, point-in-time recovery) and
+serves through nginx, then the drill fails back. Healthy, it passes with measured RTO and RPO
+inside the objectives; a failing, hanging or interrupted step fails it naming the step, and
+failback still leaves the primary serving and nothing of the DR site behind.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opsverify import profile as profiles
+from opsverify import sandbox
+from tests.helpers import OPSVERIFY, ROOT, opsverify, readiness, running_sandbox, write_profile
+
+# The drill's steps on a sandbox, as its evidence lists them, when every step goes well.
+STEPS = [
+    "fingerprint live data (before)",
+    "inject",
+    "the load balancer stops answering healthy",
+    "activate",
+    "choose the newest full backup",  # the sandbox's activation: the newest full backup
+    "restore the snapshot's files",  # recovered to the newest moment the WAL archive holds
+    "collect the WAL archived before the reference time",
+    "recover the database to its newest moment",
+    "switch",
+    "first healthy answer through the load balancer",
+    "the DR site's newest heartbeat before the disaster",
+    "probe items through the load balancer",
+    "failback",
+    "healthy through the load balancer after failback",
+    "fingerprint live data (after)",
+]
+
+
+@pytest.fixture(scope="module")
+def settings() -> Iterator[sandbox.Settings]:
+    with running_sandbox(31000, "failover") as state:
+        yield state
+
+
+@pytest.fixture(scope="module")
+def profile(settings: sandbox.Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sandbox with a full backup taken now, for the DR site to be restored from."""
+    path = write_profile(settings, tmp_path_factory.mktemp("profile"))
+    made = opsverify("backup", "create", "--env", str(path))
+    assert made.code == 0, made.output
+    return path
+
+
+def drill_run(profile: Path, folder: Path) -> dict:
+    outcome = opsverify("run", "--env", str(profile), "--run-dir", str(folder), "-k", "DRL-002")
+    assert outcome.code in (0, 1), outcome.output
+    return next(c for c in readiness(folder)["checks"] if c["id"] == "DRL-002")
+
+
+def steps_of(folder: Path) -> list[dict]:
+    return json.loads(next(folder.glob("evidence/DRL-002/*-steps.json")).read_text())
+
+
+def assert_primary_serves_alone(settings: sandbox.Settings, profile: Path) -> None:
+    """After any drill: the primary answers through nginx, nothing is left of the DR site."""
+    layout = settings.layout()
+    assert layout.nginx_upstream.read_text() == f"server 127.0.0.1:{settings.ports.service};\n"
+    assert {c.name: c.state for c in sandbox.status(settings)} == dict.fromkeys(
+        sandbox.PROGRAMS, "running"
+    )
+    trust = ssl.create_default_context(cafile=layout.ca_cert)
+    ready = httpx.get(f"https://127.0.0.1:{settings.ports.https}/ready", verify=trust, timeout=5)
+    assert ready.status_code == 200
+    with pytest.raises(httpx.ConnectError):  # the DR site's service is gone
+        httpx.get(f"http://127.0.0.1:{settings.ports.dr_service}/health", timeout=2)
+    scratch = profiles.load(profile).dr.scratch
+    assert list(scratch.iterdir()) == []
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(scratch)], capture_output=True, text=True, timeout=10, check=False
+    )
+    assert leftovers.stdout == ""  # no DR PostgreSQL left running
+
+
+def test_a_failover_drill_on_a_healthy_sandbox_passes_inside_the_objectives(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    result = drill_run(profile, tmp_path / "run")
+    assert result["status"] == "passed", result["message"]
+    figures = result["figures"]
+    assert 0 < figures["rto_s"] <= figures["rto_objective_s"] == 240  # 4 h at time scale 60
+    assert 0 <= figures["rpo_s"] <= figures["rpo_objective_s"] == 15  # 15 min at time scale 60
+    assert figures["live_data_identical"] is True and figures["failed_step"] is None
+    assert figures["failback_s"] > 0 and figures["probe_p95_ms"] > 0
+    steps = steps_of(tmp_path / "run")
+    assert [s["name"] for s in steps] == STEPS
+    assert all(s["outcome"] == "ok" for s in steps)
+    assert {s.get("within") for s in steps[4:8]} == {"activate"}
+    assert figures["drill_s"] >= figures["rto_s"] + figures["failback_s"]  # parts counted once
+    # The probe's requests went through nginx while the primary was stopped: the DR site
+    # answered them all.
+    probe = json.loads(next((tmp_path / "run").glob("evidence/DRL-002/*-probe.json")).read_text())
+    assert probe["measured_requests"] == 200 and probe["status_counts"] == {"200": 200}
+    assert_primary_serves_alone(settings, profile)
+    listed = opsverify("drills", "--env", str(profile), "--history", str(tmp_path / "history"))
+    assert listed.code == 0 and "DRL-002" in listed.stdout, listed.output
+
+
+def test_a_failing_activation_hook_fails_the_drill_at_that_step_and_fails_back(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    activate = {"command": ["sh", "-c", "echo activating the DR site; exit 3"], "timeout": "30s"}
+    profile = write_profile(settings, tmp_path, dr__failover__activate=activate)
+    result = drill_run(profile, tmp_path / "run")
+    assert result["status"] == "failed"
+    assert "step activate failed: sh exited 3: activating the DR site" in result["message"]
+    assert result["figures"]["failed_step"] == "activate"
+    assert result["figures"]["rto_s"] is None  # no healthy answer ever came
+    outcomes = {s["name"]: s["outcome"] for s in steps_of(tmp_path / "run")}
+    assert outcomes["activate"] == "failed" and "switch" not in outcomes
+    assert outcomes["failback"] == "ok"
+    assert outcomes["healthy through the load balancer after failback"] == "ok"
+    assert_primary_serves_alone(settings, profile)
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """A DNS provider's API that refuses the switch (a test double: none runs here)."""
+
+    calls: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.calls.append(self.headers.get("X-Opsverify-Step", ""))
+        self.send_response(503)
+        self.end_headers()
+        self.wfile.write(b"zone locked")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_refused_switch_call_and_a_hanging_cleanup_are_named(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/dns/switch"
+        profile = write_profile(
+            settings,
+            tmp_path,
+            dr__failover__switch={"http": {"url": url, "body": {"to": "dr"}}, "timeout": "5s"},
+            dr__failover__cleanup={"command": ["sleep", "30"], "timeout": "1s"},
+        )
+        started = time.monotonic()
+        result = drill_run(profile, tmp_path / "run")
+    finally:
+        server.shutdown()
+    assert time.monotonic() - started < 120  # the cleanup's 30 s sleep was cut at 1 s
+    assert result["status"] == "failed"
+    assert (
+        f"step switch failed: {url} answered 503, expected 200, 201, 202, 204"
+        in (result["message"])
+    )
+    assert "step cleanup failed: sleep did not finish in 0:00:01" in result["message"]
+    assert _Refusing.calls == ["switch"]
+    outcomes = {s["name"]: s["outcome"] for s in steps_of(tmp_path / "run")}
+    assert outcomes["switch"] == "failed" and outcomes["failback"] == "ok"
+    assert_primary_serves_alone(settings, profile)
+
+
+def test_an_interrupted_failover_drill_fails_back(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "verifying"
+    verify = {"command": ["sh", "-c", f"touch {marker}; sleep 60"], "timeout": "2m"}
+    profile = write_profile(settings, tmp_path, dr__failover__verify=verify)
+    folder = tmp_path / "run"
+    process = subprocess.Popen(
+        [str(OPSVERIFY), "run", "--env", str(profile), "--run-dir", str(folder), "-k", "DRL-002"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Ctrl-C while the DR site serves (the verify hook runs).
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert process.poll() is None, "the drill ended before it was interrupted"
+            assert time.monotonic() < deadline, "the drill never reached verify"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=180) == 2  # interrupted
+    finally:
+        if process.poll() is None:
+            process.kill()
+    outcomes = {s["name"]: s["outcome"] for s in steps_of(folder)}
+    assert outcomes["verify"] == "interrupted"
+    assert outcomes["failback"] == "ok"
+    assert_primary_serves_alone(settings, profile)
+    hook = subprocess.run(
+        ["pgrep", "-f", f"touch {marker}"], capture_output=True, text=True, timeout=10, check=False
+    )
+    assert hook.stdout == ""  # the hook's process group went with the drill
