@@ -158,6 +158,7 @@ def test_production_refuses_load_without_explicit_permission(
         "predeploy",
         tier="production",
         allow_destructive=allow_destructive,
+        backup__time_scale=1,  # compressed time is a sandbox's alone
     )
     check = checks(tmp_path)["LOAD-001[smoke]"]
     assert check["status"] == "not_applicable", outcome.output
