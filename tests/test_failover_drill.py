@@ -82,7 +82,7 @@ def assert_primary_serves_alone(settings: sandbox.Settings, profile: Path) -> No
     with pytest.raises(httpx.ConnectError):  # the DR site's service is gone
         httpx.get(f"http://127.0.0.1:{settings.ports.dr_service}/health", timeout=2)
     scratch = profiles.load(profile).dr.scratch
-    assert list(scratch.iterdir()) == []
+    assert not scratch.exists() or list(scratch.iterdir()) == []
     leftovers = subprocess.run(
         ["pgrep", "-f", str(scratch)], capture_output=True, text=True, timeout=10, check=False
     )
@@ -117,7 +117,12 @@ def test_a_failing_activation_hook_fails_the_drill_at_that_step_and_fails_back(
     settings: sandbox.Settings, tmp_path: Path
 ) -> None:
     activate = {"command": ["sh", "-c", "echo activating the DR site; exit 3"], "timeout": "30s"}
-    profile = write_profile(settings, tmp_path, dr__failover__activate=activate)
+    # An activate hook names the DR site's database (never read here: activation fails).
+    database = {"host": "127.0.0.1", "port": 5432, "dbname": "dr", "user": "dr"}
+    database["heartbeat"] = "heartbeat.at"
+    profile = write_profile(
+        settings, tmp_path, dr__failover__activate=activate, dr__failover__database=database
+    )
     result = drill_run(profile, tmp_path / "run")
     assert result["status"] == "failed"
     assert "step activate failed: sh exited 3: activating the DR site" in result["message"]
@@ -208,3 +213,17 @@ def test_an_interrupted_failover_drill_fails_back(
         ["pgrep", "-f", f"touch {marker}"], capture_output=True, text=True, timeout=10, check=False
     )
     assert hook.stdout == ""  # the hook's process group went with the drill
+
+
+def test_up_puts_right_a_sandbox_left_on_its_dr_site(
+    settings: sandbox.Settings, profile: Path
+) -> None:
+    """A drill killed (SIGKILL) between switch and failback leaves the primary stopped and
+    nginx on a DR site that is gone: `sandbox up` starts the primary and switches back."""
+    from opsverify.sandbox import dr, provision
+
+    sandbox.stop(settings, "cronos-ai")
+    dr.switch(settings, settings.ports.dr_service)
+    assert provision.point_upstream(settings.layout(), settings.ports.dr_service) is False
+    sandbox.up(settings, timeout=120)
+    assert_primary_serves_alone(settings, profile)

@@ -98,3 +98,20 @@ def test_secret_reference_resolves_env_and_file(tmp_path: Path, monkeypatch) -> 
     assert profiles.SecretRef(file=tmp_path / "token").resolve() == "from-file"
     with pytest.raises(profiles.ProfileError, match="NOT_SET_ANYWHERE is not set"):
         profiles.SecretRef(env="NOT_SET_ANYWHERE").resolve()
+
+
+def test_an_http_hooks_body_is_sent_as_written(tmp_path: Path) -> None:
+    """Keys of a hook's JSON body that look like path keys (file, folder) are the receiver's
+    data: they are not made absolute against the profile's folder."""
+    path = tmp_path / "dr.yaml"
+    path.write_text(
+        "name: dr\ntier: sandbox\ndr:\n  rto: 4h\n  rpo: 15m\n  failover:\n"
+        "    health: https://127.0.0.1:18443/ready\n"
+        "    database: {host: 127.0.0.1, dbname: d, user: u, heartbeat: heartbeat.at}\n"
+        "    inject: {command: [./fence.sh]}\n    failback: {command: [./failback.sh]}\n"
+        "    activate: {command: [./activate.sh], cwd: scripts}\n"
+        "    switch: {http: {url: 'https://127.0.0.1:9/switch', body: {file: zone-a}}}\n"
+    )
+    failover = profiles.load(path).dr.failover
+    assert failover.switch.http.body == {"file": "zone-a"}
+    assert failover.activate.cwd == tmp_path / "scripts"  # a real path key still moves

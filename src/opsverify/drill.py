@@ -342,20 +342,28 @@ class Scratch:
     instances: list[Instance] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # stopped at exit
     user: pwd.struct_passwd | None = None
+    _owned: bool = False
 
     def __enter__(self) -> Scratch:
-        from opsverify.sandbox.provision import grant_traversal
-
-        self.user = _postgres_user()
         self.base.mkdir(parents=True, exist_ok=True)
         self.folder = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.base))
-        if self.user is not None:  # the scratch instances' user must reach their folders
-            grant_traversal(self.folder, self.user)
         return self
+
+    def owner(self) -> pwd.struct_passwd | None:
+        """Who the scratch instances run as (None: this user), asked the first time an
+        instance needs it: a drill that starts none needs no postgres user."""
+        from opsverify.sandbox.provision import grant_traversal
+
+        assert self.folder is not None
+        if not self._owned:
+            self.user, self._owned = _postgres_user(), True
+            if self.user is not None:  # the scratch instances' user must reach their folders
+                grant_traversal(self.folder, self.user)
+        return self.user
 
     def instance(self, name: str) -> Instance:
         assert self.folder is not None
-        created = Instance(self.folder / name, self.user)
+        created = Instance(self.folder / name, self.owner())
         created.prepare()
         self.instances.append(created)
         return created
@@ -424,17 +432,18 @@ def live_data_untouched(sources: BackupSources | None, outcome: Outcome) -> Iter
     try:
         yield
     finally:
-        with log.step("fingerprint live data (after)", "prove") as detail:
-            changed = differences(before, fingerprint(sources, before_at))
-            detail.update(identical=not changed)
-            outcome.live = {
-                "before": before["digest"],
-                "identical": not changed,
-                "differences": changed,
-                "heartbeat_rows_until": before_at.isoformat(),
-            }
-        if changed:
-            outcome.problems.append(f"live data changed during the drill: {', '.join(changed)}")
+        outcome.live = {"before": before["digest"], "heartbeat_rows_until": before_at.isoformat()}
+        try:
+            with log.step("fingerprint live data (after)", "prove") as detail:
+                changed = differences(before, fingerprint(sources, before_at))
+                detail.update(identical=not changed)
+        except Exception as exc:  # noqa: BLE001 - whatever ended the drill must go on
+            outcome.live.update(identical=None, error=str(exc))
+            outcome.problems.append(f"live data could not be fingerprinted after the drill: {exc}")
+        else:
+            outcome.live.update(identical=not changed, differences=changed)
+            if changed:
+                outcome.problems.append(f"live data changed during the drill: {', '.join(changed)}")
 
 
 def _recover(
@@ -500,7 +509,7 @@ def recover(
             needed = entry.name >= base["wal_start"] or entry.name.endswith(".history")
             if entry.is_file() and needed and archived <= reference:
                 shutil.copyfile(entry.path, wal / entry.name)
-        _chown_tree(wal, scratch.user)
+        _chown_tree(wal, scratch.owner())
         detail.update(files=len(os.listdir(wal)), from_segment=base["wal_start"])
     with log.step("recover the database to its newest moment", "recover"):
         pitr = scratch.instance("pitr")

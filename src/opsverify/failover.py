@@ -9,10 +9,9 @@ the disaster, a short probe through the load balancer, verify (the environment's
 check), then failback and cleanup, which run however the drill ended (a failed step,
 a timeout, Ctrl-C).
 
-- **RTO** is from the start of inject (or of the drill, when nothing is injected) to the
-  first healthy answer through the load balancer.
-- **RPO** is the moment the primary was down minus the newest heartbeat the DR site's
-  database holds from before it: the data the failover lost.
+- **RTO** is from the start of inject to the first healthy answer through the load balancer.
+- **RPO** is the moment the load balancer stopped answering healthy (the disaster) minus the
+  newest heartbeat the DR site's database holds from before it: the data the failover lost.
 
 A step is the profile's hook (a command or an HTTP call, within its timeout) or, on a
 sandbox profile, the sandbox's own (``opsverify.sandbox.dr``). Live data is fingerprinted
@@ -80,15 +79,14 @@ def hook_action(hook: Hook, step: str, env: dict[str, str], folder: Path) -> Act
         call = hook.http
         assert call is not None
         detail.update(method=call.method, url=str(call.url))
-        with httpx.Client(
-            verify=http.tls_context(call.ca_file), timeout=hook.timeout.total_seconds()
-        ) as client:
-            answer = client.request(
-                call.method,
-                str(call.url),
-                headers={**(call.auth.headers() if call.auth else {}), "X-Opsverify-Step": step},
-                json=call.body,
-            )
+        answer = http.get(
+            str(call.url),
+            timeout=hook.timeout.total_seconds(),
+            ca_file=call.ca_file,
+            headers={**(call.auth.headers() if call.auth else {}), "X-Opsverify-Step": step},
+            method=call.method,
+            json=call.body,
+        )
         detail.update(status=answer.status_code, answer=answer.text[:_ANSWER_EXCERPT])
         if answer.status_code not in call.expect:
             expected = ", ".join(map(str, call.expect))
@@ -126,8 +124,15 @@ def plan(profile: Profile, scratch: drill.Scratch | None, outcome: Outcome) -> P
         ports = settings.ports
 
         def failback(detail: dict[str, Any]) -> None:
-            detail.update(dr.restore_primary(settings), **dr.switch(settings, ports.service))
-            detail.update(site.stop())
+            # Each part however the others end: the load balancer must never stay on a DR
+            # site that is gone.
+            try:
+                detail.update(dr.restore_primary(settings))
+            finally:
+                try:
+                    detail.update(dr.switch(settings, ports.service))
+                finally:
+                    detail.update(site.stop())
 
         actions = {
             "inject": lambda d: d.update(dr.fail_primary(settings)),
@@ -165,10 +170,9 @@ def _drill(profile: Profile, plan: Plan, outcome: Outcome) -> None:
     health = _Health(failover.health, failover.ca_file or _service_ca(profile))
     started = datetime.now(UTC)
     try:
-        if "inject" in actions:
-            _step(outcome, "inject", "failover", actions["inject"])
-            with _timed(outcome, "the load balancer stops answering healthy", "failover") as d:
-                d.update(health.wait(healthy=False, timeout=DOWN_TIMEOUT_S))
+        _step(outcome, "inject", "failover", actions["inject"])
+        with _timed(outcome, "the load balancer stops answering healthy", "failover") as d:
+            d.update(health.wait(healthy=False, timeout=DOWN_TIMEOUT_S))
         outcome.reference = datetime.now(UTC)
         _step(outcome, "activate", "failover", actions["activate"])
         _step(outcome, "switch", "failover", actions["switch"])
@@ -178,10 +182,10 @@ def _drill(profile: Profile, plan: Plan, outcome: Outcome) -> None:
         with _timed(outcome, "the DR site's newest heartbeat before the disaster", "verify") as d:
             source = plan.database()
             assert source.heartbeat is not None
-            with postgres.connect(source) as conn:
+            with postgres.connect(source, statement_timeout=source.timeout) as conn:
                 newest = postgres.newest_heartbeat(conn, source.heartbeat, outcome.reference)
             outcome.newest_heartbeat = newest
-            d.update(database=postgres.describe(source), newest_heartbeat=str(newest))
+            d.update(database=postgres.describe(source), newest_heartbeat=newest and str(newest))
         if newest is not None:
             outcome.rpo = outcome.reference - newest
         if failover.probe is not None:
@@ -198,8 +202,7 @@ def _fail_back(
     """Failback, then cleanup, whatever happened before; their failures are problems too."""
     began = time.monotonic()
     try:
-        if "failback" in actions:
-            _step(outcome, "failback", "failback", actions["failback"])
+        _step(outcome, "failback", "failback", actions["failback"])
         with _timed(outcome, "healthy through the load balancer after failback", "failback") as d:
             d.update(health.wait(healthy=True, timeout=timeout))
         outcome.failback = timedelta(seconds=time.monotonic() - began)
@@ -216,8 +219,8 @@ def _fail_back(
 def _probe(profile: Profile, name: str, outcome: Outcome) -> None:
     probe = next(p for p in profile.probes or [] if p.name == name)
     with _timed(outcome, f"probe {name} through the load balancer", "verify") as detail:
-        headers = profile.service.auth.headers() if probe.auth and profile.service else {}
-        assert not probe.auth or profile.service is None or profile.service.auth is not None
+        auth = profile.service.auth if probe.auth and profile.service else None
+        headers = auth.headers() if auth else {}
         result = probing.run(probe, headers)
         outcome.probe, outcome.probe_p95_ms = result.evidence(), result.percentile(95)
         detail.update(result.figures())
@@ -241,6 +244,9 @@ def _timed(outcome: Outcome, name: str, phase: str) -> Iterator[dict[str, Any]]:
         if isinstance(exc, StepFailed):
             raise
         raise StepFailed(name, str(exc) or type(exc).__name__) from None
+    except BaseException:  # interrupted (Ctrl-C, the check's timeout): it stopped here
+        outcome.failed_step = outcome.failed_step or name
+        raise
 
 
 def _service_ca(profile: Profile) -> Path | None:

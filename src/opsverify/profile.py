@@ -594,6 +594,9 @@ class Hook(Model):
 # The failover drill's steps in the order they run; failback and cleanup run however the
 # others end.
 FAILOVER_STEPS = ("inject", "activate", "switch", "verify", "failback", "cleanup")
+# What a failover drill's hooks may take in all: the check's own limit (6 h) leaves the
+# sandbox's steps and the rest their hour.
+FAILOVER_LIMIT = timedelta(hours=5)
 
 
 class Failover(Model):
@@ -618,6 +621,17 @@ class Failover(Model):
     verify: Hook | None = None  # runs after opsverify's own health and probe checks
     failback: Hook | None = None
     cleanup: Hook | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Failover:
+        hooks = [getattr(self, step) for step in FAILOVER_STEPS]
+        total = sum((h.timeout for h in hooks if h is not None), 2 * self.health_timeout)
+        if total > FAILOVER_LIMIT:
+            raise ValueError(
+                f"the steps' timeouts and twice health_timeout add up to {total}, more than "
+                f"{FAILOVER_LIMIT}: the drill's own limit would cut failback short"
+            )
+        return self
 
 
 class Dr(Model):
@@ -995,11 +1009,12 @@ class Profile(Model):
                 f"dr.failover.probe: no probe named {failover.probe!r} (probes: {known})"
             )
         if self.sandbox is None:
-            for step in ("activate", "switch", "failback"):
+            for step in ("inject", "activate", "switch", "failback"):
                 if getattr(failover, step) is None:
                     raise ValueError(
                         f"dr.failover.{step} is required: the command or HTTP call that does "
-                        "it here (only a sandbox profile has built-in steps)"
+                        "it here (only a sandbox profile has built-in steps; without inject "
+                        "the primary would still answer, and the RTO would measure nothing)"
                     )
             if failover.database is None or failover.database.heartbeat is None:
                 raise ValueError(
@@ -1007,13 +1022,28 @@ class Profile(Model):
                     "database, whose newest heartbeat measures the data the failover lost"
                 )
             return self
+        if failover.activate is not None:
+            if failover.database is None or failover.database.heartbeat is None:
+                raise ValueError(
+                    "dr.failover.database with a heartbeat is required with an activate hook:"
+                    " the DR site's database, whose newest heartbeat measures the data lost"
+                )
+            return self
+        # The sandbox's own DR site: restored from the backups, its heartbeat read there.
         sources = self.backup.sources if self.backup else None
         if self.dr is None or self.dr.scratch is None:
             raise ValueError("dr.failover on a sandbox needs dr.scratch: its DR site lives there")
-        if sources is None or sources.postgres is None or not self.backup.repositories:
+        database = sources.postgres if sources else None
+        if (
+            self.backup is None
+            or not self.backup.repositories
+            or database is None
+            or database.wal_archive is None
+            or (database.heartbeat is None and failover.database is None)
+        ):
             raise ValueError(
-                "dr.failover on a sandbox needs backup.repositories and backup.sources.postgres:"
-                " its DR site is restored from them"
+                "dr.failover on a sandbox needs backup.repositories and backup.sources.postgres"
+                " with wal_archive and heartbeat: its DR site is restored and measured from them"
             )
         return self
 
@@ -1271,6 +1301,8 @@ def _absolutise(data: Any, base: Path, key: str = "") -> Any:
     path_keys |= {"oncall_playbook", "dr_procedures", "repository_root"}  # documentation
     path_keys |= {"policy_file", "staging", "data_paths", "config_paths", "socket_dir"}
     path_keys |= {"wal_archive", "scratch"}  # backup and drills
+    if key == "body":  # an HTTP hook's JSON body: the receiver's data, not our paths
+        return data
     if isinstance(data, dict):
         return {k: _absolutise(v, base, k) for k, v in data.items()}
     if isinstance(data, list):

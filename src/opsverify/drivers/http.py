@@ -29,13 +29,14 @@ def get(
     ca_file: Path | None = None,
     headers: dict[str, str] | None = None,
     method: str = "GET",
+    json: Any = None,
 ) -> httpx.Response:
     """One request with a *total* deadline: httpx's timeouts are per phase, so a server
-    dripping a byte a second would otherwise never time out."""
+    dripping a byte a second would otherwise never time out. ``json``: a body to send."""
     deadline = time.monotonic() + timeout
     with (
         httpx.Client(verify=tls_context(ca_file), timeout=timeout) as client,
-        client.stream(method, url, headers=headers) as response,
+        client.stream(method, url, headers=headers, json=json) as response,
     ):
         body = bytearray()
         for chunk in response.iter_bytes():

@@ -12,7 +12,7 @@ import subprocess
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,16 @@ def _host(source: PostgresSource) -> str:
 
 
 def connect(
-    source: PostgresSource, dbname: str | None = None, **options: Any
+    source: PostgresSource,
+    dbname: str | None = None,
+    statement_timeout: timedelta | None = None,
+    **options: Any,
 ) -> psycopg.Connection:
+    """``statement_timeout``: each statement of the session is cancelled after it."""
     password = source.password.resolve() if source.password is not None else None
+    if statement_timeout is not None:
+        ms = int(statement_timeout.total_seconds() * 1000)
+        options["options"] = f"-c statement_timeout={ms}"
     try:
         return psycopg.connect(
             host=_host(source),

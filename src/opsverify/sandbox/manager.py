@@ -83,6 +83,9 @@ def up(settings: Settings, timeout: float = 120.0) -> list[Component]:
         for info in supervisor.getAllProcessInfo():
             if info["statename"] in ("STOPPED", "EXITED", "FATAL"):
                 _start_program(supervisor, info["name"])
+        # A failover drill killed before its failback left nginx on the DR site: back.
+        if provision.point_upstream(layout, settings.ports.service):
+            reload(settings, "nginx")
     else:
         dr_site = {"cronos-ai (DR site)": settings.ports.dr_service}
         provision.check_ports_free(ports_by_component(settings.ports) | dr_site)

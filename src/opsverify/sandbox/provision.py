@@ -4,6 +4,7 @@ backup scheduler's to create.)"""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.resources
 import json
@@ -210,12 +211,18 @@ def _check_layout(layout: Layout) -> None:
         )
 
 
-def point_upstream(layout: Layout, port: int) -> None:
+def point_upstream(layout: Layout, port: int) -> bool:
     """Write which service nginx proxies to (read at its next start or reload): the
-    primary's at every fresh ``up``, the DR site's while a failover drill has switched."""
+    primary's at every ``up``, the DR site's while a failover drill has switched. Returns
+    whether that changed the file."""
+    text = f"server {HOST}:{port};\n"
+    with contextlib.suppress(OSError):
+        if layout.nginx_upstream.read_text() == text:
+            return False
     temporary = layout.nginx_upstream.with_suffix(".tmp")
-    temporary.write_text(f"server {HOST}:{port};\n")
+    temporary.write_text(text)
     os.replace(temporary, layout.nginx_upstream)
+    return True
 
 
 def check_ports_free(owners: dict[str, int]) -> None:
