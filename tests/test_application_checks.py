@@ -157,6 +157,30 @@ def test_secret_scan_reports_where_and_what_never_the_value(tmp_path: Path) -> N
     ]
 
 
+def test_an_existing_path_with_a_random_folder_name_is_no_secret(tmp_path: Path) -> None:
+    """supervisord's environment line, as the sandbox renders it below a temporary folder
+    whose random name the entropy plugin flags (detect-secrets keeps a backslash after the
+    quoted path); a high-entropy value that is no path still is one."""
+    # The very folder a CI run flagged: a short path keeps the random name's entropy high.
+    sandbox = Path("/tmp/opsverify-e2e-8fznlqxu")
+    (sandbox / "secrets").mkdir(parents=True, exist_ok=True)
+    try:
+        (sandbox / "secrets" / "db_password").touch()
+        config = tmp_path / "config"
+        config.mkdir()
+        (config / "supervisord.conf").write_text(  # read as INI: it needs its section
+            f'[program:cronos-ai]\nenvironment=CRONOS_DB_NAME="cronos_ai",'
+            f'CRONOS_DB_PASSWORD_FILE="{sandbox}/secrets/db_password",CRONOS_PORT="21432"\n'
+        )
+        assert secrets.scan(config).findings == []
+        (config / "app.ini").write_text('token = "c2VjcmV0LXRva2VuLXZhbHVlLTk4NzY1NDMyMQ/zz=="\n')
+        assert {(f.file, f.type) for f in secrets.scan(config).findings} == {
+            (str(config / "app.ini"), "Base64 High Entropy String")
+        }
+    finally:
+        shutil.rmtree(sandbox)
+
+
 # --- the shipped checks, through the CLI -----------------------------------------------------
 
 RULES_OK = """\

@@ -44,8 +44,11 @@ def _files(root: Path) -> list[Path]:
 
 def _existing_path(value: str | None) -> bool:
     """An absolute path that exists is no secret, however random a folder name in it makes
-    it look to the entropy plugins (temporary folders: /tmp/app-x7k2q9zb/backup-staging)."""
-    return bool(value) and value.startswith("/") and Path(value).exists()
+    it look to the entropy plugins (temporary folders: /tmp/app-x7k2q9zb/backup-staging).
+    detect-secrets may keep a backslash or quote after the path (from ``KEY="/path",…``
+    lines): it is no part of the path."""
+    path = (value or "").rstrip("\\\"'")
+    return path.startswith("/") and Path(path).exists()
 
 
 def scan(root: Path) -> Scan:
