@@ -1,5 +1,5 @@
 """The sandbox's DR site, the built-in steps of the failover drill (DRL-002) on a sandbox
-profile: fail the primary (stop its service and database), activate the DR site (the newest
+profile: fail the primary (its database crashes, its service stops), activate the DR site (the newest
 full backup restored and recovered from the WAL archive into a PostgreSQL instance of its
 own, a second cronos-ai on it), switch the load balancer (nginx's upstream) to it, and fail
 back (primary started again, nginx switched back, the DR site stopped).
@@ -28,8 +28,10 @@ from opsverify.profile import PostgresSource, Profile
 from . import manager, provision
 from .errors import SandboxError
 from .settings import DB_NAME, DB_USER, HOST, Settings
+from .supervision import RPC_WAIT_TIMEOUT_S, rpc
 
 READY_TIMEOUT_S = 60
+CRASH_TIMEOUT_S = 30
 _POLL_S = 0.2
 
 
@@ -42,10 +44,18 @@ def switch(settings: Settings, port: int) -> dict[str, object]:
 
 
 def fail_primary(settings: Settings) -> dict[str, object]:
-    """The disaster: the primary service and its database stop."""
-    for name in ("cronos-ai", "postgres"):
-        manager.stop(settings, name)
-    return {"stopped": ["cronos-ai", "postgres"]}
+    """The disaster: the primary database goes down as in a crash (PostgreSQL's immediate
+    shutdown: no checkpoint, and the WAL segment being written is not archived), then the
+    primary service stops."""
+    supervisor = rpc(settings.layout(), RPC_WAIT_TIMEOUT_S).supervisor
+    supervisor.signalProcess("postgres", "QUIT")
+    deadline = time.monotonic() + CRASH_TIMEOUT_S
+    while supervisor.getProcessInfo("postgres")["statename"] == "RUNNING":
+        if time.monotonic() > deadline:
+            raise SandboxError(f"PostgreSQL still running {CRASH_TIMEOUT_S} s after SIGQUIT")
+        time.sleep(_POLL_S)
+    manager.stop(settings, "cronos-ai")
+    return {"crashed": "postgres (immediate shutdown)", "stopped": "cronos-ai"}
 
 
 def restore_primary(settings: Settings) -> dict[str, object]:
