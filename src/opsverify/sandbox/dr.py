@@ -1,8 +1,8 @@
 """The sandbox's DR site, the built-in steps of the failover drill (DRL-002) on a sandbox
-profile: fail the primary (its database crashes, its service stops), activate the DR site (the newest
-full backup restored and recovered from the WAL archive into a PostgreSQL instance of its
-own, a second cronos-ai on it), switch the load balancer (nginx's upstream) to it, and fail
-back (primary started again, nginx switched back, the DR site stopped).
+profile: fail the primary (its database crashes, its service stops), activate the DR site
+(the newest full backup restored and recovered from the WAL archive into a PostgreSQL
+instance of its own, a second cronos-ai on it), switch the load balancer (nginx's upstream)
+to it, and fail back (primary started again, nginx switched back, the DR site stopped).
 
 The DR site lives in the drill's scratch folder and listens on loopback only: its database on
 a unix socket in that folder, its service on ``ports.dr_service``. Whatever the DR site wrote
