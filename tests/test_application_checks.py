@@ -8,7 +8,9 @@ exists to catch, which must fail that check id and no other.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import random
 import re
 import shutil
@@ -173,7 +175,8 @@ def test_an_existing_path_with_a_random_folder_name_is_no_secret(tmp_path: Path)
             f'CRONOS_DB_PASSWORD_FILE="{sandbox}/secrets/db_password",CRONOS_PORT="21432"\n'
         )
         assert secrets.scan(config).findings == []
-        (config / "app.ini").write_text('token = "c2VjcmV0LXRva2VuLXZhbHVlLTk4NzY1NDMyMQ/zz=="\n')
+        token = base64.b64encode(os.urandom(60)).decode()  # generated, 80 characters: high entropy
+        (config / "app.ini").write_text(f'token = "{token}"\n')
         assert {(f.file, f.type) for f in secrets.scan(config).findings} == {
             (str(config / "app.ini"), "Base64 High Entropy String")
         }
