@@ -453,3 +453,84 @@ def test_traffic_runs_after_the_checks_that_measure_the_environment(
     assert suite.run().code == 0
     order = [line.split()[0] for line in log.read_text().splitlines()]
     assert order == [f"quiet{n}" for n in range(4)] + ["probe0", "probe1", "probe2", "load"]
+
+
+REASONS = """\
+    import socket
+    import ssl
+    import threading
+
+    import httpx
+
+    from opsverify import check, unreachable
+    from opsverify.sandbox.pki import ensure_pki
+    from opsverify.sandbox.settings import Layout
+
+    def meta(id):
+        return check(id, f"check {id}", category="monitoring", severity="high",
+                     cadences=["predeploy"], controls=["SOC2:CC7.2"], runbook="runbooks/x.md")
+
+    @meta("RSN-001")
+    def test_a_tool_output_with_blank_lines():
+        output = "Checking config/alert_rules.yml\\n  FAILED:\\n\\nfield spec not found"
+        assert False, f"promtool exited 1: {output}"
+
+    @meta("RSN-002")
+    def test_a_refused_connection():
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        httpx.get(f"http://127.0.0.1:{port}/api/v2/status", timeout=2)
+
+    @meta("RSN-003")
+    def test_an_untrusted_certificate(tmp_path):
+        layout = Layout(tmp_path)
+        ensure_pki(layout)  # a CA the system store does not know
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(layout.server_cert, layout.server_key)
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+
+        def answer():
+            connection, _ = server.accept()
+            try:
+                context.wrap_socket(connection, server_side=True).close()
+            except ssl.SSLError:
+                connection.close()
+
+        threading.Thread(target=answer, daemon=True).start()
+        with server:
+            httpx.get(f"https://127.0.0.1:{port}/health", timeout=5)
+
+    @meta("RSN-004")
+    def test_a_host_this_runner_cannot_resolve():
+        unreachable("runbook host wiki.internal.example cannot be resolved from this runner")
+
+    @meta("RSN-005")
+    def test_a_long_list():
+        assert False, "; ".join(f"https://runbooks.example.com/alerts/Alert{i}" for i in range(200))
+"""
+
+
+def test_failure_messages_keep_the_reason_and_name_the_target(suite: Suite) -> None:
+    suite.profile(PROFILE)
+    suite.checks("test_reasons.py", REASONS)
+    suite.run()
+    checks = {c["id"]: c for c in readiness(suite.latest())["checks"]}
+    # The whole message, blank lines and all, on one line; not only pytest's last E-block.
+    assert checks["RSN-001"]["message"] == (
+        "promtool exited 1: Checking config/alert_rules.yml FAILED: field spec not found"
+    )
+    assert checks["RSN-001"]["unreachable"] is False
+    refused = checks["RSN-002"]
+    assert refused["unreachable"] is True
+    assert "Connection refused" in refused["message"] and "/api/v2/status" in refused["message"]
+    # The target answered: its certificate is the finding, not a network outage.
+    untrusted = checks["RSN-003"]
+    assert untrusted["status"] == "failed" and untrusted["unreachable"] is False
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted["message"]
+    assert checks["RSN-004"]["unreachable"] is True
+    assert "cannot be resolved from this runner" in checks["RSN-004"]["message"]
+    long = checks["RSN-005"]["message"]
+    assert len(long) < 2100 and long.endswith(" more characters]")
+    assert long.split(" … [")[0].endswith(tuple(f"Alert{i}" for i in range(200)))

@@ -1,7 +1,7 @@
 """opsverify: an operations handbook, verified by checks that run.
 
-Public surface for check authors: ``check``, ``family``, ``not_applicable``, ``Evidence`` and the
-enumerations. ``Evidence`` and ``Profile`` load lazily so the CLI starts fast.
+Public surface for check authors: ``check``, ``family``, ``not_applicable``, ``unreachable``,
+``Evidence`` and the enumerations. ``Evidence`` and ``Profile`` load lazily so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # Imported eagerly: the decorator must win over the submodule of the same name.
-from opsverify.check import Cadence, Category, Severity, check, family, not_applicable
+from opsverify.check import (
+    Cadence,
+    Category,
+    Severity,
+    Unreachable,
+    check,
+    family,
+    not_applicable,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     from opsverify.evidence import Evidence
@@ -21,9 +30,11 @@ __all__ = [
     "Evidence",
     "Profile",
     "Severity",
+    "Unreachable",
     "check",
     "family",
     "not_applicable",
+    "unreachable",
 ]
 
 _LAZY = {"Evidence": "evidence", "Profile": "profile"}

@@ -175,6 +175,17 @@ def meta_of(obj: Any) -> CheckMeta | None:
     return getattr(obj, ATTRIBUTE, None)
 
 
+class Unreachable(AssertionError):
+    """The check could not reach what it verifies from this runner: "cannot verify from
+    here", told apart from a finding about the target in every report. It fails the check."""
+
+
+def unreachable(reason: str) -> None:
+    """Fail the running check as unable to reach its target (a refused connection, a name
+    this runner cannot resolve): not a verdict on the target itself."""
+    raise Unreachable(reason)
+
+
 def not_applicable(reason: str) -> None:
     """Skip the running check as not applicable: it leaves the score unchanged."""
     import pytest  # kept out of module scope: the CLI imports this module and must start fast

@@ -22,10 +22,18 @@ from typing import Any
 
 import pytest
 
-from opsverify import gate
+from opsverify import gate, message
 from opsverify import profile as profiles
 from opsverify import waiver as waivers
-from opsverify.check import FRESH_FOR, NOT_APPLICABLE, Cadence, CheckMeta, meta_of, not_applicable
+from opsverify.check import (
+    FRESH_FOR,
+    NOT_APPLICABLE,
+    Cadence,
+    CheckMeta,
+    Unreachable,
+    meta_of,
+    not_applicable,
+)
 from opsverify.evidence import REDACTOR, Evidence, safe_name
 from opsverify.history import ACTIVITY_WAIT_S, History, HistoryError
 from opsverify.report.terminal import Progress
@@ -41,6 +49,7 @@ _PARAMETER = "opsverify_parameter"
 _WAIVER = "opsverify_waiver"
 _FAILURE = "opsverify_failure"
 _REPLAYED = "opsverify_replayed"
+_REASON = "opsverify_reason"
 _WORKER_KEY = "opsverify_run_dir"
 _USAGE = "opsverify_usage_error"
 _RUN = pytest.StashKey[Run]()
@@ -93,12 +102,54 @@ def _first_set(*values: float | None) -> float:
     return next(v for v in values if v is not None)
 
 
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """An exception and those it was raised from or while handling, outermost first."""
+    found: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in found):
+        found.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
 def _unreachable(exc: BaseException) -> bool:
+    """Whether a check failed because this runner could not reach its target. A TLS failure
+    is not that: the target answered, and its certificate (or protocol) is the finding."""
     import httpx
 
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return False  # reached the target; its certificate is the problem
-    return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError | socket.gaierror)
+    chain = _chain(exc)
+    if any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain):
+        return False
+    if any("CERTIFICATE_VERIFY_FAILED" in str(e) or "SSL:" in str(e) for e in chain):
+        return False  # httpx keeps only the text of some ssl errors
+    unreachable = Unreachable | httpx.TransportError | ConnectionError | TimeoutError
+    return isinstance(exc, unreachable | socket.gaierror)
+
+
+def _reason(exc: BaseException) -> str:
+    """What a failure says, from the exception itself: the check's whole message (pytest's
+    report keeps only some of its lines), without pytest's assertion explanation, and the
+    URL an HTTP error was about."""
+    import httpx
+
+    if isinstance(exc, pytest.fail.Exception | pytest.skip.Exception):
+        text = exc.msg or ""
+    elif isinstance(exc, AssertionError):
+        text = str(exc)
+        # A rewritten `assert cond, msg` appends "\nassert <explanation>" to msg.
+        text = text.split("\nassert ")[0] if not text.startswith("assert ") else text
+        text = text.splitlines()[0] if text.startswith("assert ") else text
+    else:
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    for error in _chain(exc):
+        if isinstance(error, httpx.RequestError):
+            try:
+                request = error.request
+            except RuntimeError:  # raised without a request: nothing to name
+                continue
+            if str(request.url) not in text:
+                text += f" ({request.method} {request.url})"
+            break
+    return message.head(message.one_line(text))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -178,8 +229,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    for message in session.config.stash.get(_USAGE_ERRORS, ()):
-        sys.stderr.write(f"ERROR: {message}\n")
+    for problem in session.config.stash.get(_USAGE_ERRORS, ()):
+        sys.stderr.write(f"ERROR: {problem}\n")
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
@@ -440,6 +491,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     meta = meta_of(getattr(item, "function", None))
     if call.excinfo is not None and meta is not None:
         report.user_properties.append((_UNREACHABLE, _unreachable(call.excinfo.value)))
+        if not isinstance(call.excinfo.value, pytest.skip.Exception):
+            report.user_properties.append((_REASON, _reason(call.excinfo.value)))
         if report.failed and call.when in ("setup", "call"):
             _apply_waiver(item, meta, report)
     return report
@@ -583,6 +636,11 @@ class Controller:
 def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
+    # The newest reason this item's reports carry (a teardown's follows its call's).
+    properties = getattr(report, "user_properties", [])  # a CollectReport has none
+    reasons = [value for key, value in properties if key == _REASON]
+    if report.failed and reasons:
+        return reasons[-1]
     text = report.longreprtext or ""
     # The last block of exception lines ("E   ...") says more than the whole traceback.
     blocks: list[list[str]] = [[]]
@@ -592,7 +650,7 @@ def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
         elif blocks[-1]:
             blocks.append([])
     last = next((b for b in reversed(blocks) if b), None)
-    return REDACTOR.text(" ".join(last)[:2000] if last else text.strip()[-2000:])
+    return message.head(" ".join(last)) if last else message.tail(text)
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:

@@ -69,10 +69,12 @@ class Handshake:
 def _connect(
     host: str, port: int, server_name: str, context: ssl.SSLContext, timeout: float
 ) -> tuple[str, str, bytes]:
-    with (
-        socket.create_connection((host, port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=server_name) as tls,
-    ):
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:  # name the target: "[Errno 111] Connection refused" alone does not
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectionError(f"{host}:{port}: {reason}") from exc
+    with raw, context.wrap_socket(raw, server_hostname=server_name) as tls:
         der = tls.getpeercert(binary_form=True)
         assert der is not None
         cipher = tls.cipher()
