@@ -88,9 +88,9 @@ def sandbox_ports(base: int):  # noqa: ANN201 - imports the sandbox only when a 
     Keep ``base`` below 32768: above it lies Linux's ephemeral range, where any outgoing
     connection may hold a port for a while and ``up`` then refuses it as taken.
 
-    ``OPSVERIFY_TEST_PORT_SHIFT`` (a multiple of 10, up to 90) moves every block, so that two
+    ``OPSVERIFY_TEST_PORT_SHIFT`` (a multiple of 10, up to 80) moves every block, so that two
     checkouts can run the same test module at once: a block uses only base+0, 1, 100, 190,
-    193, 195, 432 and 443, which no shift by 10..90 meets."""
+    193, 195, 432 and 443, which no two shifts of 0..80 make meet."""
     from opsverify.sandbox import Ports
 
     base += int(os.environ.get("OPSVERIFY_TEST_PORT_SHIFT", "0"))
