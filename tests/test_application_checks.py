@@ -84,10 +84,11 @@ def test_pip_audit_vulns_are_unrated_hence_blocking_and_skips_are_noted() -> Non
     assert "(fixed in 2.2.5, 2.3.2)" in finding.title
     assert scans.blocking(report, ["CRITICAL"]) == [finding]
     assert report.scanned_at is None
-    assert report.notes == [
-        "not audited: cronos-internal: Dependency not found on PyPI and could not be "
+    assert report.not_covered == [
+        "cronos-internal: Dependency not found on PyPI and could not be "
         "audited: cronos-internal (0.9.0)"
     ]
+    assert report.coverage() == "2 of 3 dependencies audited"
     # pip-audit before 2.0 wrote the dependency list alone.
     old = scans.pip_audit(json.loads((SCANS / "pip-audit.json").read_text())["dependencies"])
     assert old.findings == report.findings
@@ -212,8 +213,9 @@ def _fresh_scan(fmt: str) -> dict:
         data["descriptor"]["timestamp"] = _now()
     elif fmt == "sarif":
         data["runs"][0]["invocations"][0]["endTimeUtc"] = _now()
-    else:
+    else:  # and every dependency audited: a skipped one makes the scan incomplete
         data["dependencies"][0]["vulns"] = []
+        data["dependencies"] = [d for d in data["dependencies"] if "skip_reason" not in d]
     return data
 
 
@@ -361,6 +363,55 @@ def test_a_critical_finding_in_each_format_fails_the_scan_check(fmt: str, tmp_pa
     bad = [c for c in results["APP-011"] if c["status"] != "passed"]
     assert [c["parameter"] for c in bad] == [fmt]
     assert "1 finding(s)" in bad[0]["message"]
+
+
+def _unaudited(data: dict) -> dict:
+    """pip-audit as it writes a run without a route to its vulnerability service: every
+    dependency skipped, no vulnerability found."""
+    data["dependencies"] = [
+        {"name": d["name"], "skip_reason": f"Dependency not found on PyPI: {d['name']}"}
+        for d in data["dependencies"]
+    ]
+    return data
+
+
+def test_a_scan_that_audited_nothing_is_no_clean_scan(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    profile = healthy_set(folder)
+    report = folder / "pip-audit.json"
+    report.write_text(json.dumps(_unaudited(json.loads(report.read_text()))))
+    results = run_checks(profile, tmp_path / "run")
+    assert failed(results) == {"APP-011"}
+    [bad] = [c for c in results["APP-011"] if c["status"] != "passed"]
+    assert bad["status"] == "failed" and bad["parameter"] == "pip-audit"
+    assert bad["message"].startswith("incomplete scan, 0 of 2 dependencies audited")
+    assert "flask: Dependency not found on PyPI" in bad["message"]
+
+
+def test_an_incomplete_scan_where_the_profile_says_why_is_not_applicable(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    profile = healthy_set(folder)
+    report = folder / "pip-audit.json"
+    report.write_text(json.dumps(_unaudited(json.loads(report.read_text()))))
+    data = yaml.safe_load(profile.read_text())
+    reason = "built offline: no route to PyPI's vulnerability API"
+    data["security"]["scans"][3]["incomplete_because"] = reason
+    profile.write_text(yaml.safe_dump(data))
+    results = run_checks(profile, tmp_path / "run")
+    [pip_audit] = [c for c in results["APP-011"] if c["parameter"] == "pip-audit"]
+    assert pip_audit["status"] == "not_applicable"
+    assert pip_audit["message"] == f"incomplete scan, 0 of 2 dependencies audited: {reason}"
+
+
+def test_a_sarif_run_that_did_not_complete_is_no_clean_scan() -> None:
+    data = json.loads((SCANS / "sarif.json").read_text())
+    data["runs"][0]["invocations"][0]["executionSuccessful"] = False
+    data["runs"][0]["invocations"][0]["toolExecutionNotifications"] = [
+        {"level": "error", "message": {"text": "Out of memory while extracting the database"}}
+    ]
+    report = scans.sarif(data)
+    assert report.coverage() == "0 of 1 runs completed"
+    assert "Out of memory while extracting the database" in report.not_covered[0]
 
 
 def test_an_unparseable_report_fails_with_a_clear_message(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ e2e)" and "Security scans completed with no critical issues"."""
 
 from datetime import UTC, datetime
 
-from opsverify import family
+from opsverify import family, message, not_applicable
 from opsverify.drivers import junit, scans
 
 release_check = family(
@@ -73,7 +73,9 @@ def test_security_scan_clean(scan_report, profile, evidence):
             "fail_on": fail_on + ["UNKNOWN (unrated)"],
             "counts": report.counts(),
             "blocking": [f.evidence() for f in blocking],
-            "notes": report.notes,
+            "coverage": report.coverage() or "complete",
+            "not_covered": report.not_covered,
+            "incomplete_because": scan_report.incomplete_because,
         },
     )
     evidence.json("findings", [f.evidence() for f in report.findings])
@@ -81,8 +83,12 @@ def test_security_scan_clean(scan_report, profile, evidence):
         f"scan ran {scanned_at:%Y-%m-%d %H:%M} UTC ({source}), {_age(scanned_at)} ago; "
         f"the limit is {scan_report.max_age}: scan this release again"
     )
-    assert not blocking, (
-        f"{len(blocking)} finding(s) at {'/'.join(fail_on)} or unrated: "
-        + "; ".join(f.describe() for f in blocking[:10])
-        + (f"; and {len(blocking) - 10} more" if len(blocking) > 10 else "")
+    assert not blocking, message.listing(
+        [f.describe() for f in blocking], "finding(s)", f"at {'/'.join(fail_on)} or unrated"
+    )
+    if (incomplete := report.coverage()) and scan_report.incomplete_because:
+        not_applicable(f"incomplete scan, {incomplete}: {scan_report.incomplete_because}")
+    assert incomplete is None, (
+        f"incomplete scan, {incomplete}: an incomplete scan is no clean scan; "
+        + message.listing(report.not_covered, "not covered")
     )

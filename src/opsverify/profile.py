@@ -236,6 +236,10 @@ class ScanReport(Model):
     file: Path
     format: Literal["trivy", "grype", "sarif", "pip-audit"]
     max_age: Duration = timedelta(days=7)
+    # Why no complete scan can be made where this report comes from (an offline build with
+    # no route to the vulnerability database): an incomplete report is then not applicable,
+    # with this reason. Without it an incomplete scan fails: it is no clean scan.
+    incomplete_because: str | None = Field(None, min_length=1)
 
 
 class Security(Model):

@@ -46,10 +46,23 @@ class Report:
     tool: str
     findings: list[Finding]
     scanned_at: datetime | None = None  # as the report states it; None: it does not
-    notes: list[str] = field(default_factory=list)  # e.g. dependencies a scanner skipped
+    # What the scan did not cover, as the report states it: dependencies it could not audit
+    # (pip-audit's skip_reason), a run that did not complete (SARIF executionSuccessful).
+    # A scan that left something out is no clean scan.
+    not_covered: list[str] = field(default_factory=list)
+    scanned: int | None = None  # units the report lists (dependencies, runs); None: unknown
 
     def counts(self) -> dict[str, int]:
         return {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
+
+    def coverage(self) -> str | None:
+        """Why the scan is incomplete, with its count, or None when it covered everything it
+        lists: "0 of 4 dependencies audited"."""
+        if not self.not_covered:
+            return None
+        unit = "dependencies audited" if self.format == "pip-audit" else "runs completed"
+        done = (self.scanned or len(self.not_covered)) - len(self.not_covered)
+        return f"{done} of {self.scanned or len(self.not_covered)} {unit}"
 
 
 def _severity(value: Any) -> str:
@@ -181,7 +194,7 @@ def sarif(data: Any) -> Report:
     doc = _object(data, "a SARIF log")
     if not str(doc.get("version", "")).startswith("2.1") or not isinstance(doc.get("runs"), list):
         raise ScanError("not a SARIF 2.1.0 log (version must be 2.1.0, with runs[])")
-    findings, tools, times = [], [], []
+    findings, tools, times, failed = [], [], [], []
     for run in doc["runs"]:
         driver = (run.get("tool") or {}).get("driver") or {}
         tools.append(f"{driver.get('name', '?')} {driver.get('version', '')}".strip())
@@ -191,6 +204,13 @@ def sarif(data: Any) -> Report:
             moment = _when(invocation.get("endTimeUtc") or invocation.get("startTimeUtc"))
             if moment:
                 times.append(moment)
+            if invocation.get("executionSuccessful") is False:
+                errors = [
+                    (n.get("message") or {}).get("text", "")
+                    for n in invocation.get("toolExecutionNotifications") or []
+                    if n.get("level", "warning") == "error"
+                ]
+                failed.append(f"{tools[-1]} did not complete: {'; '.join(errors) or 'no reason'}")
         for result in run.get("results") or []:
             if result.get("kind", "fail") != "fail" or result.get("suppressions"):
                 continue
@@ -218,7 +238,14 @@ def sarif(data: Any) -> Report:
                     title=short or (message[0][:200] if message else ""),
                 )
             )
-    return Report("sarif", ", ".join(tools), findings, max(times) if times else None)
+    return Report(
+        "sarif",
+        ", ".join(tools),
+        findings,
+        max(times) if times else None,
+        not_covered=failed,
+        scanned=len(doc["runs"]),
+    )
 
 
 def pip_audit(data: Any) -> Report:
@@ -231,12 +258,12 @@ def pip_audit(data: Any) -> Report:
         dependencies = data["dependencies"]
     else:
         raise ScanError("not a pip-audit JSON report (no dependencies[])")
-    findings, notes = [], []
+    findings, skipped = [], []
     for dep in dependencies:
         if not isinstance(dep, dict) or "name" not in dep:
             raise ScanError("not a pip-audit JSON report (a dependency without a name)")
         if dep.get("skip_reason"):
-            notes.append(f"not audited: {dep['name']}: {dep['skip_reason']}")
+            skipped.append(f"{dep['name']}: {dep['skip_reason']}")
             continue
         for vuln in dep.get("vulns") or []:
             aliases = [a for a in vuln.get("aliases") or [] if a != vuln.get("id")]
@@ -251,7 +278,9 @@ def pip_audit(data: Any) -> Report:
                     + (f" (fixed in {', '.join(fixed)})" if fixed else ""),
                 )
             )
-    return Report("pip-audit", "pip-audit", findings, None, notes)
+    return Report(
+        "pip-audit", "pip-audit", findings, None, not_covered=skipped, scanned=len(dependencies)
+    )
 
 
 PARSERS: dict[str, Callable[[Any], Report]] = {

@@ -9,7 +9,8 @@ there. They are real reports kept in the package (``templates/release-*``):
 - ``pip-audit.json``: ``pip-audit 2.10.1 -r`` over the sandbox service's pinned
   dependencies, exactly as written. PyPI's per-version JSON API (which pip-audit queries)
   did not answer for these versions from the build machine, so the report lists them as
-  not audited: the scan check shows that in its evidence.
+  not audited: the scan is incomplete, and environments/local.yaml says why
+  (``incomplete_because``), so APP-011 is not applicable there rather than clean.
 """
 
 from __future__ import annotations
