@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from opsverify import backups, sandbox
-from opsverify.drivers.repository import rotating_part
 from tests.helpers import (
     ROOT,
     files_holding,
@@ -57,9 +56,15 @@ def settings() -> Iterator[sandbox.Settings]:
         yield state
 
 
+# BKP-007 wants a full backup made right before a deployment: a minute at the sandbox's time
+# scale. These profiles accept the scheduler's own full backups (every 24 minutes) instead;
+# the pre-deployment tests below make theirs.
+ANY_RECENT_FULL = {"backup__predeploy_within": "2d"}
+
+
 @pytest.fixture(scope="module")
 def profile(settings: sandbox.Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_profile(settings, tmp_path_factory.mktemp("profile"))
+    return write_profile(settings, tmp_path_factory.mktemp("profile"), **ANY_RECENT_FULL)
 
 
 def run(profile: Path, tmp_path: Path, *args: str, env: dict | None = None) -> dict[str, str]:
@@ -121,7 +126,9 @@ def copy(settings: sandbox.Settings, tmp_path: Path) -> Path:
 
 def run_on_copy(settings: sandbox.Settings, copy: Path, tmp_path: Path, *args: str) -> dict:
     """``run`` with the sandbox's profile pointed at the copy."""
-    profile = write_profile(settings, tmp_path, backup__repositories__0__repository=str(copy))
+    profile = write_profile(
+        settings, tmp_path, backup__repositories__0__repository=str(copy), **ANY_RECENT_FULL
+    )
     # restic's cache is per repository id: the copy must not share the sandbox's.
     return run(profile, tmp_path, *args, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
 
@@ -147,10 +154,12 @@ def ids(repo: Path, settings: sandbox.Settings, tag: str) -> list[str]:
     return [s["id"] for s in found]
 
 
-def data_pack_in(repo: Path, settings: sandbox.Settings, tmp_path: Path, group, parts) -> Path:
-    """A pack of nothing but new random data, in (or, for group None, outside) the part of
-    the data today's daily check reads: new untagged snapshots until one lands there."""
-    today = rotating_part(datetime.now(UTC).date(), parts)[0]
+def data_pack_in(
+    repo: Path, settings: sandbox.Settings, tmp_path: Path, part: int, parts: int, inside=True
+) -> Path:
+    """A pack of nothing but new random data in (or, ``inside`` False, outside) part ``part``
+    of ``parts`` (restic's subset k/n: the packs whose id's first byte % n is k-1): new
+    untagged snapshots until one lands there."""
     for attempt in range(40):
         before = set(restic(repo, settings, "list", "packs").split())
         probe = tmp_path / f"probe-{attempt}"
@@ -160,8 +169,7 @@ def data_pack_in(repo: Path, settings: sandbox.Settings, tmp_path: Path, group, 
         new = set(restic(repo, settings, "list", "packs").split()) - before
         packs = [repo / "data" / p[:2] / p for p in new]
         pack = max(packs, key=lambda p: p.stat().st_size)  # the data pack; trees are small
-        in_today = int(pack.name[:2], 16) % parts + 1 == today
-        if in_today == (group == "today"):
+        if (int(pack.name[:2], 16) % parts + 1 == part) == inside:
             return pack
     pytest.fail("40 random packs and none in the wanted part of the data")
 
@@ -329,8 +337,9 @@ def test_snapshots_beyond_retention_fail_the_retention_check(
 def test_a_corrupted_pack_fails_the_monthly_full_read(
     settings: sandbox.Settings, copy: Path, tmp_path: Path
 ) -> None:
-    # Outside the part of the data today's daily check reads: only the full read finds it.
-    corrupt(data_pack_in(copy, settings, tmp_path, None, parts=3))
+    # Outside part 1/3, the one a daily check without history reads: only the full read
+    # finds it.
+    corrupt(data_pack_in(copy, settings, tmp_path, 1, parts=3, inside=False))
     statuses = run_on_copy(settings, copy, tmp_path)
     assert statuses == failing(HEALTHY, f"BKP-006[{REPOSITORY}]")
     assert "restic check --read-data found the repository damaged" in message(
@@ -338,13 +347,57 @@ def test_a_corrupted_pack_fails_the_monthly_full_read(
     )
 
 
-def test_a_corrupted_pack_in_todays_part_fails_the_daily_check(
+def test_a_corrupted_pack_in_the_part_read_fails_the_daily_check(
     settings: sandbox.Settings, copy: Path, tmp_path: Path
 ) -> None:
-    corrupt(data_pack_in(copy, settings, tmp_path, "today", parts=3))
+    corrupt(data_pack_in(copy, settings, tmp_path, 1, parts=3))
     statuses = run_on_copy(settings, copy, tmp_path, "--cadence", "daily")
     assert statuses == failing(DAILY, f"BKP-005[{REPOSITORY}]")
-    assert "Pack ID does not match" in message(tmp_path, f"BKP-005[{REPOSITORY}]")
+    failure = message(tmp_path, f"BKP-005[{REPOSITORY}]")
+    assert "--read-data-subset=1/3 found the repository damaged" in failure
+    assert "Pack ID does not match" in failure
+
+
+def test_daily_checks_read_the_parts_in_turn_and_find_a_corruption_in_the_next(
+    settings: sandbox.Settings, copy: Path, tmp_path: Path
+) -> None:
+    corrupt(data_pack_in(copy, settings, tmp_path, 2, parts=3))
+    # One history for the runs below (tmp_path/history): the second daily check reads 2/3.
+    first = run_on_copy(settings, copy, tmp_path, "--cadence", "daily", "-k", "BKP-005")
+    second = run_on_copy(settings, copy, tmp_path, "--cadence", "daily", "-k", "BKP-005")
+    assert (first, second) == ({f"BKP-005[{REPOSITORY}]": "passed"},) + (
+        {f"BKP-005[{REPOSITORY}]": "failed"},
+    )
+    assert "--read-data-subset=2/3 found the repository damaged" in message(
+        tmp_path, f"BKP-005[{REPOSITORY}]"
+    )
+
+
+def test_data_not_all_read_within_the_limit_fails_the_daily_check_until_read_in_full(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    oldest = json.loads(restic(settings.layout().restic_repo, settings, "snapshots", "--json"))
+    age = datetime.now(UTC) - min(datetime.fromisoformat(s["time"]) for s in oldest)
+    # A limit of half the repository's age, at the sandbox's time scale of 60.
+    limit = f"{int(age.total_seconds() * 60 / 2)}s"
+    strict = write_profile(settings, tmp_path, backup__read_all_within=limit, **ANY_RECENT_FULL)
+    assert run(strict, tmp_path, "--cadence", "daily", "-k", "BKP-005") == {
+        f"BKP-005[{REPOSITORY}]": "failed"
+    }
+    failure = message(tmp_path, f"BKP-005[{REPOSITORY}]")
+    assert f"{REPOSITORY}: 2 parts: not read back within" in failure
+    assert "2/3; 3/3; never all of it; read 1/3 now: run BKP-006" in failure
+    # The monthly full read counts for every part; the daily check then passes.
+    assert run(strict, tmp_path, "--cadence", "monthly", "-k", "BKP-006") == {
+        f"BKP-006[{REPOSITORY}]": "passed"
+    }
+    assert run(strict, tmp_path, "--cadence", "daily", "-k", "BKP-005") == {
+        f"BKP-005[{REPOSITORY}]": "passed"
+    }
+    folder = sorted(tmp_path.glob("run-*"))[-1]
+    [check] = readiness(folder)["checks"]
+    # Every part was read by the full read: the daily check read the first of them again.
+    assert check["figures"]["subset"] == "1/3" and check["figures"]["all_read_since"]
 
 
 def test_no_recent_full_backup_fails_the_predeploy_check_until_one_is_made(
@@ -361,8 +414,34 @@ def test_no_recent_full_backup_fails_the_predeploy_check_until_one_is_made(
     made = opsverify("backup", "create", "--env", str(strict), "--tag", "pre-deploy")
     assert made.code == 0, made.output
     assert "full backup" in made.stdout and "pre-deploy" in made.stdout
-    within = write_profile(settings, tmp_path, backup__predeploy_within="2m")
+    within = write_profile(settings, tmp_path, backup__predeploy_within="2h")  # 2 min scaled
     assert run(within, tmp_path, "--cadence", "predeploy") == predeploy
+
+
+def test_a_dead_scheduler_fails_the_predeploy_and_daily_checks_at_the_sandboxs_time_scale(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    # 30 minutes of the handbook are 30 s at time scale 60: without the scale both pass.
+    strict = write_profile(
+        settings, tmp_path, backup__predeploy_within="30m", backup__completed_within="30m"
+    )
+    checks = {f"BKP-007[{REPOSITORY}]", f"OPS-002[{REPOSITORY}]"}
+    sandbox.stop(settings, "backup-scheduler")
+    try:
+        made = opsverify("backup", "create", "--env", str(strict), "--tag", "pre-deploy")
+        assert made.code == 0, made.output
+        taken = time.monotonic()
+        assert run(strict, tmp_path, "-k", "BKP-007 or OPS-002") == dict.fromkeys(checks, "passed")
+        time.sleep(max(0.0, 32 - (time.monotonic() - taken)))
+        assert run(strict, tmp_path, "-k", "BKP-007 or OPS-002") == dict.fromkeys(checks, "failed")
+    finally:
+        sandbox.start(settings, "backup-scheduler")
+    assert "(0:30:00 at time scale 60) before this deployment" in message(
+        tmp_path, f"BKP-007[{REPOSITORY}]"
+    )
+    assert "the limit is 0:00:30 (0:30:00 at time scale 60)" in message(
+        tmp_path, f"OPS-002[{REPOSITORY}]"
+    )
 
 
 def test_a_wrong_repository_password_fails_clearly_and_leaks_nothing(

@@ -1,17 +1,17 @@
 """The backup job's pieces without a sandbox: the schedule the sandbox deploys, retention,
-the WAL archive's pruning, change detection against a manifest, the daily read rotation."""
+the WAL archive's pruning, change detection against a manifest, the daily read coverage."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opsverify import backups
 from opsverify import profile as profiles
-from opsverify.drivers.repository import Snapshot, newest, rotating_part
+from opsverify.drivers.repository import ALL, Coverage, Snapshot, newest
 from opsverify.sandbox.provision import scheduler_config
 from tests.helpers import ROOT
 
@@ -97,8 +97,31 @@ def test_changes_since_a_manifest_name_each_file(tmp_path: Path) -> None:
     assert recorded[str(config / "kept")]["sha256"] == hashlib.sha256(b"kept").hexdigest()
 
 
-def test_the_daily_part_rotates_through_every_part() -> None:
-    day = date(2026, 11, 27)
-    parts = [rotating_part(day + timedelta(days=n), 30) for n in range(30)]
-    assert sorted(k for k, _ in parts) == list(range(1, 31))
-    assert {n for _, n in parts} == {30}
+def test_the_daily_part_is_the_stalest_so_every_part_is_read_in_turn() -> None:
+    coverage = Coverage.of([], 30)
+    for day in range(30):
+        part = coverage.stalest()
+        coverage = coverage.read(part, NOW + timedelta(days=day))
+        assert part == (day + 1, 30)
+    assert coverage.all_read_at() == NOW
+    # A day without a check skips no part: the next one is still the stalest.
+    assert coverage.stalest() == (1, 30)
+    assert coverage.read((1, 30), NOW + timedelta(days=40)).stalest() == (2, 30)
+
+
+def test_a_full_read_counts_for_every_part_and_reads_of_another_division_for_none() -> None:
+    reads = [(NOW - timedelta(days=3), "2/3"), (NOW - timedelta(days=2), ALL)]
+    reads += [(NOW - timedelta(days=1), "1/30")]  # the profile had 30 parts then
+    coverage = Coverage.of(reads, 3)
+    assert coverage.last_read == (NOW - timedelta(days=2),) * 3
+    assert coverage.all_read_at() == NOW - timedelta(days=2)
+    assert Coverage.of([(NOW, "1/30")], 3).last_read == (None, None, None)
+
+
+def test_a_part_is_overdue_when_unread_within_the_limit_counted_from_the_oldest_data() -> None:
+    coverage = Coverage.of([(NOW - timedelta(days=40), "1/3"), (NOW, "2/3")], 3)
+    limit = NOW - timedelta(days=31)
+    # Part 3 was never read: overdue only once the repository is older than the limit.
+    assert coverage.overdue(since=NOW - timedelta(days=10), before=limit) == ["1/3"]
+    assert coverage.overdue(since=NOW - timedelta(days=60), before=limit) == ["1/3", "3/3"]
+    assert Coverage.of([], 3).all_read_at() is None

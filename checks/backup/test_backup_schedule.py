@@ -32,10 +32,6 @@ def _rounded(span: timedelta) -> timedelta:
     return timedelta(seconds=round(span.total_seconds()))
 
 
-def _scale_note(backup) -> str:
-    return "" if backup.time_scale == 1 else f" at time scale {backup.time_scale:g}"
-
-
 @backup_check(
     "BKP-002",
     "The newest backup of each schedule row is younger than its interval plus grace",
@@ -51,7 +47,7 @@ def test_schedule_row_is_fresh(backup_schedule, profile, evidence):
         _configuration_backed_up(profile, backup.scaled(grace), evidence)
     else:
         limit = backup.scaled(row.frequency + grace)
-        wanted = f"{row.frequency} + {grace} grace{_scale_note(backup)}"
+        wanted = f"{row.frequency} + {grace} grace{backup.scale_note()}"
         problems, seen = [], []
         for repository in backup.repositories:
             found = newest(open_repository(repository).snapshots(), SERVED_BY[row.type])
@@ -111,7 +107,7 @@ def _wal_fresh(database, backup, objective: timedelta, wanted: str, evidence) ->
         )
     assert age <= limit, (
         f"the newest archived WAL segment, {found.name}, is {age} old; the limit is "
-        f"{_rounded(limit)} ({wanted}{_scale_note(backup)}){failing}"
+        f"{_rounded(limit)} ({wanted}{backup.scale_note()}){failing}"
     )
 
 
@@ -180,7 +176,7 @@ def test_retention_configured_and_applied(backup_schedule, profile, evidence):
     problems: list[str] = []
     configured = [_configured(r, row, backup.time_scale, problems) for r in backup.repositories]
     limit = backup.scaled(row.retention + backup.grace_for(row))
-    wanted = f"{row.retention} + {backup.grace_for(row)} grace{_scale_note(backup)}"
+    wanted = f"{row.retention} + {backup.grace_for(row)} grace{backup.scale_note()}"
     if row.type == "transaction_logs":
         oldest = _oldest_unneeded_segment(profile, evidence)
         if oldest is not None and _ago(oldest.archived) > limit:
@@ -286,7 +282,8 @@ def _oldest_unneeded_segment(profile, evidence):
     cadences=["predeploy"],
 )
 def test_backup_before_deployment(backup_repository, profile, evidence):
-    limit = profile.backup.predeploy_within
+    backup = profile.backup
+    limit = backup.scaled(backup.predeploy_within)
     found = newest(open_repository(backup_repository).snapshots(), ("full",))
     evidence.json(
         "newest-full",
@@ -296,5 +293,6 @@ def test_backup_before_deployment(backup_repository, profile, evidence):
     assert found is not None, f"{backup_repository.name}: no full backup at all; {remedy}"
     assert _ago(found.time) <= limit, (
         f"{backup_repository.name}: the newest full backup, {found.short_id}, is "
-        f"{_ago(found.time)} old, more than {limit} before this deployment; {remedy}"
+        f"{_ago(found.time)} old, more than {_rounded(limit)} ({backup.predeploy_within}"
+        f"{backup.scale_note()}) before this deployment; {remedy}"
     )

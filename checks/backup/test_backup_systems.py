@@ -2,7 +2,7 @@
 completion" (per schedule row, integrity and retention: test_backup_schedule.py and
 test_backup_integrity.py)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from opsverify import check
 from opsverify.drivers.repository import open_repository
@@ -36,10 +36,11 @@ def test_backup_completed_recently(backup_repository, profile, evidence):
     found = open_repository(backup_repository).snapshots()
     assert found, f"{backup_repository.name}: the repository holds no snapshot"
     newest = max(s.time for s in found)
-    age = datetime.now(UTC) - newest
-    limit = profile.backup.completed_within
+    age = timedelta(seconds=round((datetime.now(UTC) - newest).total_seconds()))
+    backup = profile.backup
+    limit = backup.scaled(backup.completed_within)
     evidence.json("newest", {"time": newest.isoformat(), "age": str(age), "limit": str(limit)})
     assert age <= limit, (
-        f"{backup_repository.name}: newest snapshot {newest:%Y-%m-%d %H:%M %Z} is {age} old, "
-        f"the limit is {limit}"
+        f"{backup_repository.name}: newest snapshot {newest:%Y-%m-%d %H:%M:%S %Z} is {age} old, "
+        f"the limit is {limit} ({backup.completed_within}{backup.scale_note()})"
     )

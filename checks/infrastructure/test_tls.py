@@ -37,7 +37,8 @@ def test_certificate_trusted(handshake):
     assert handshake.verified, f"certificate rejected: {handshake.verify_error}"
 
 
-@tls_check("TLS-002", "Certificate is not expired and has enough days left", severity="high")
+# Fewer days than tls.min_days_left: renewal has failed, and an outage is on its way.
+@tls_check("TLS-002", "Certificate is not expired and has enough days left", severity="critical")
 def test_certificate_lifetime(handshake, profile):
     minimum = profile.tls.min_days_left
     assert handshake.days_left >= minimum, (

@@ -122,7 +122,7 @@ def _delivered(probe_url: str, probe_id: str, timeout: float) -> dict | None:
 @alerting_check(
     "MON-005",
     "A synthetic critical alert sent to Alertmanager reaches the paging receiver in time",
-    severity="high",
+    severity="critical",  # a page that never arrives leaves every incident unanswered
     cadences=["predeploy", "weekly"],
     destructive=True,
 )

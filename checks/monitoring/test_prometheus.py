@@ -25,7 +25,10 @@ def test_cronos_ai_up(metrics_endpoint, answer):
 
 
 @monitoring_check(
-    "MON-002", "Prometheus scrapes every expected job and every target is up", severity="high"
+    "MON-002",
+    "Prometheus scrapes every expected job and every target is up",
+    # A target down is a blind spot: its alerts cannot fire (node-exporter: every resource).
+    severity="critical",
 )
 def test_scrape_targets_up(prometheus, evidence):
     targets = prom.target_health(prometheus)

@@ -36,7 +36,8 @@ def test_no_plaintext_secrets(secret_scan_path, evidence):
     )
 
 
-@secret_check("SEC-002", "Secret files exist and are not readable by others", severity="high")
+# A secret others can read is a secret exposed: release-blocking.
+@secret_check("SEC-002", "Secret files exist and are not readable by others", severity="critical")
 def test_secret_file_not_world_readable(secret_file, evidence):
     host, path = secret_file
     remote = hosts.connect(host).file(str(path))

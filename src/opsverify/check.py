@@ -78,13 +78,18 @@ class CheckMeta:
     # The activity each run of this check is recorded as in the history (load, chaos,
     # restore-drill…), so later checks and scores can ask when it last passed.
     records: str | None = None
+    # Whether a run of another cadence reads the newest record back as this check's result.
+    # False: recorded only for other checks to read (the monthly full read of a backup
+    # repository counts for the daily check's coverage, not as a result of its own).
+    replayed: bool = True
 
     @property
     def fresh_for(self) -> timedelta | None:
         """How long a recorded result of this activity counts (its most frequent periodic
-        cadence's period); None: it is not an activity, or none of its cadences is periodic."""
+        cadence's period); None: it is not an activity that is read back, or none of its
+        cadences is periodic."""
         periods = [FRESH_FOR[c] for c in self.cadences if c in FRESH_FOR]
-        return min(periods) if self.records and periods else None
+        return min(periods) if self.records and self.replayed and periods else None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,6 +109,7 @@ class CheckMeta:
             runbook=data["runbook"],
             destructive=data.get("destructive", False),
             records=data.get("records"),
+            replayed=data.get("replayed", True),
         )
 
 
@@ -118,6 +124,7 @@ def check(
     runbook: str,
     destructive: bool = False,
     records: str | None = None,
+    replayed: bool = True,
 ) -> Callable[[F], F]:
     """Declare a function a readiness check. Bad metadata fails at import, i.e. collection."""
     if not _ID.match(id):
@@ -137,6 +144,7 @@ def check(
         runbook=runbook,
         destructive=destructive,
         records=records,
+        replayed=replayed,
     )
     if not meta.cadences:
         raise ValueError(f"check {id}: at least one cadence is required")

@@ -82,16 +82,18 @@ class History:
                 found.append(record)
         return sorted(found, key=lambda r: r.finished)
 
-    def recorded(self, run: str) -> int:
-        """How many records run ``run`` has left so far."""
+    def recorded(self, run: str) -> set[tuple[str, str | None]]:
+        """The check instances (id, parameter) run ``run`` has recorded so far."""
         try:
             lines = (self.folder / RECORDS).read_text().splitlines()
         except FileNotFoundError:
-            return 0
-        found = 0
+            return set()
+        found = set()
         for line in lines:
-            with contextlib.suppress(ValueError):  # a damaged line is the readers' to report
-                found += json.loads(line).get("run") == run
+            with contextlib.suppress(ValueError, AttributeError):  # the readers' to report
+                data = json.loads(line)
+                if data.get("run") == run:
+                    found.add((data.get("check"), data.get("parameter")))
         return found
 
     def _append(self, name: str, lines: list[dict[str, Any]]) -> None:

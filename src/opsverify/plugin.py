@@ -98,10 +98,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _first_set(*values: float | None) -> float:
-    return next(v for v in values if v is not None)
-
-
 def _chain(exc: BaseException | None) -> list[BaseException]:
     """An exception and those it was raised from or while handling, outermost first."""
     found: list[BaseException] = []
@@ -193,7 +189,7 @@ def pytest_configure(config: pytest.Config) -> None:
         directory=run_dir,
         profile=profile,
         cadence=config.getoption("opsverify_cadence"),
-        min_score=_first_set(config.getoption("opsverify_min_score"), profile.gate.min_score),
+        policy=profile.gate.policy().with_minimum(config.getoption("opsverify_min_score")),
     )
     config.stash[_RUN] = run
     if config.getoption("timeout", None) is None and not config.getini("timeout"):
@@ -246,15 +242,21 @@ def profile(pytestconfig: pytest.Config) -> profiles.Profile:
 @pytest.fixture
 def history(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> History:
     """What runs against this environment did (activity records, scores), including every
-    activity of this run: it waits, bounded, until each selected one has been recorded."""
+    activity of this run: it waits, bounded, until each selected one has been recorded (but
+    for activities that read the history themselves: two such would wait for each other)."""
     run = pytestconfig.stash[_RUN]
-    activities = [
+    recording = [
         i
         for i in request.session.items
         if getattr(meta_of(i.function), "records", None) and not _replaying(i)
     ]
+    awaited = {
+        (meta_of(i.function).id, _parameter_id(i))
+        for i in recording
+        if not i.get_closest_marker("reads_history")
+    }
     deadline = time.monotonic() + ACTIVITY_WAIT_S
-    while run.history.recorded(run.id) < len(activities) and time.monotonic() < deadline:
+    while not awaited <= run.history.recorded(run.id) and time.monotonic() < deadline:
         time.sleep(0.5)
     return run.history
 

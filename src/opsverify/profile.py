@@ -31,8 +31,8 @@ from pydantic import (
     model_validator,
 )
 
-from opsverify import thresholds
-from opsverify.check import Cadence
+from opsverify import gate, thresholds
+from opsverify.check import Cadence, Category, Severity
 from opsverify.sandbox.settings import BackupPlan, BackupRow
 from opsverify.sandbox.settings import Settings as SandboxSettings
 
@@ -723,8 +723,11 @@ class Backup(Model):
     grace: Duration = timedelta(hours=1)  # how late a scheduled backup may be
     # Before a deployment: a full backup at most this old (`opsverify backup create`).
     predeploy_within: Duration = timedelta(hours=1)
-    # The daily integrity check reads 1/N of the data, a different part each day.
+    # The daily integrity check reads 1/N of the data, the part read longest ago…
     integrity_parts: int = Field(30, ge=1, le=256)
+    # …and all of it must have been read back within this (handbook › Audit Procedures ›
+    # monthly › "Verify backup integrity"), by those parts or by the monthly full read.
+    read_all_within: Duration = timedelta(days=31)
     # Sandbox only: the schedule, its retention and grace and the DR objectives compared
     # with it run this many times faster (60: a day of backups in 24 minutes).
     time_scale: float = Field(1, ge=1)
@@ -740,6 +743,10 @@ class Backup(Model):
     def scaled(self, duration: timedelta) -> timedelta:
         """``duration`` of the handbook as this environment lives it."""
         return duration / self.time_scale
+
+    def scale_note(self) -> str:
+        """Words for a message whose limit was scaled: empty outside a sandbox."""
+        return "" if self.time_scale == 1 else f" at time scale {self.time_scale:g}"
 
     def grace_for(self, entry: BackupScheduleEntry) -> timedelta:
         return self.grace if entry.grace is None else entry.grace
@@ -930,8 +937,30 @@ def _complete_load(load: Load, info: ValidationInfo) -> Load:
     )
 
 
+class GateBlock(Model):
+    """Failures that fail the gate whatever the score."""
+
+    severities: list[Severity] = [Severity.critical]
+    categories: list[Category] = []
+    checks: list[Annotated[str, Field(pattern=r"^[A-Z]{2,5}-\d{3}$")]] = []
+
+
 class Gate(Model):
+    """The gate policy (README › The gate): the minimum score, failures that always block,
+    and the least score a category must reach on its own."""
+
     min_score: float = Field(90, ge=0, le=100)
+    block: GateBlock = GateBlock()
+    min_category_scores: dict[Category, Annotated[float, Field(ge=0, le=100)]] = {}
+
+    def policy(self) -> gate.Policy:
+        return gate.Policy(
+            min_score=self.min_score,
+            block_severities=tuple(map(str, self.block.severities)),
+            block_categories=tuple(map(str, self.block.categories)),
+            block_checks=tuple(self.block.checks),
+            min_category_scores={str(k): v for k, v in self.min_category_scores.items()},
+        )
 
 
 class Profile(Model):

@@ -35,7 +35,7 @@ class Run:
     directory: Path
     profile: Profile
     cadence: str | None
-    min_score: float
+    policy: gate.Policy
     started: datetime = field(default_factory=_now)
     results: dict[str, CheckResult] = field(default_factory=dict)
     finished: datetime | None = None
@@ -92,9 +92,9 @@ class Run:
         self.interrupted = stopped is not None
         results = self.ordered_results()
         self.score = scoring.compute(results)
-        self.verdict = gate.evaluate(self.score, results, self.min_score)
+        self.verdict = gate.evaluate(self.score, results, self.policy)
         if stopped is not None:
-            self.verdict = gate.Verdict(False, self.min_score, (stopped,))
+            self.verdict = gate.Verdict(False, self.policy, (stopped,))
         self.directory.mkdir(parents=True, exist_ok=True)
         report.write_all(self)
         self._append_history()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -126,10 +126,62 @@ def open_repository(repository: BackupRepository, cache_dir: Path | None = None)
     return kinds[repository.kind](repository, cache_dir=cache_dir)
 
 
-def rotating_part(day: date, parts: int) -> tuple[int, int]:
-    """Which part of ``parts`` to read back on ``day``: a different one each day, so that
-    all the data has been read within ``parts`` days."""
-    return day.toordinal() % parts + 1, parts
+ALL = "all"  # a read of all the data, where a partial read names its part "k/n"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """When each of the ``parts`` parts of a repository's data last read back intact: the
+    daily check reads the stalest part, so that ``parts`` daily checks read all of it, days
+    without a check included; a read of all the data counts for every part."""
+
+    parts: int
+    last_read: tuple[datetime | None, ...]  # part k at index k-1; None: never
+
+    @classmethod
+    def of(cls, reads: Sequence[tuple[datetime, str]], parts: int) -> Coverage:
+        """From successful reads, (when, "k/n" or "all"); parts of another n do not count."""
+        last: list[datetime | None] = [None] * parts
+        for when, subset in reads:
+            read = range(parts) if subset == ALL else _index(subset, parts)
+            for k in read:
+                last[k] = when if last[k] is None else max(last[k], when)
+        return cls(parts, tuple(last))
+
+    def stalest(self) -> tuple[int, int]:
+        """The part to read next: one never read, else the one read longest ago."""
+        never = [k for k, when in enumerate(self.last_read) if when is None]
+        k = never[0] if never else min(range(self.parts), key=lambda i: self.last_read[i])
+        return k + 1, self.parts
+
+    def read(self, part: tuple[int, int], when: datetime) -> Coverage:
+        last = list(self.last_read)
+        last[part[0] - 1] = when
+        return Coverage(self.parts, tuple(last))
+
+    def all_read_at(self) -> datetime | None:
+        """Since when all the data has been read back: the oldest part's read."""
+        return None if None in self.last_read else min(self.last_read)  # type: ignore[type-var]
+
+    def overdue(self, since: datetime, before: datetime) -> list[str]:
+        """Parts not read since ``before``; a part never read counts from ``since`` (the
+        repository's oldest snapshot: data younger than the limit is not overdue yet)."""
+        return [
+            f"{k}/{self.parts}"
+            for k, when in enumerate(self.last_read, start=1)
+            if (when or since) < before
+        ]
+
+    def describe(self) -> dict[str, str | None]:
+        return {
+            f"{k}/{self.parts}": when.isoformat() if when else None
+            for k, when in enumerate(self.last_read, start=1)
+        }
+
+
+def _index(subset: str, parts: int) -> range:
+    k, _, n = subset.partition("/")
+    return range(int(k) - 1, int(k)) if n == str(parts) and k.isdigit() else range(0)
 
 
 def newest(snapshots: Sequence[Snapshot], kinds: Sequence[str]) -> Snapshot | None:

@@ -12,7 +12,7 @@ import jsonschema
 if TYPE_CHECKING:
     from opsverify.run import Run
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: gate.policy, the policy the verdict applied
 FILENAME = "readiness.json"
 
 

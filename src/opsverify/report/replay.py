@@ -33,10 +33,13 @@ def replay(path: Path, min_score: float | None) -> bool:
         raise readiness.ReadinessError(
             f"{path}: stored score {stored} does not match its checks ({score.value})"
         )
-    threshold = gate.minimum(data["gate"]["min_score"] if min_score is None else min_score)
-    verdict = gate.evaluate(score, results, threshold)
+    # The policy the run was gated by (a report from before policies: its minimum alone).
+    stored_policy = data["gate"].get("policy") or {"min_score": data["gate"]["min_score"]}
+    policy = gate.Policy.from_dict(stored_policy).with_minimum(min_score)
+    gate.minimum(policy.min_score)
+    verdict = gate.evaluate(score, results, policy)
     if data["run"]["interrupted"]:
         stored = tuple(data["gate"]["reasons"])
-        verdict = gate.Verdict(False, threshold, ("the stored run did not complete", *stored))
+        verdict = gate.Verdict(False, policy, ("the stored run did not complete", *stored))
     print_replay(data["run"], score, verdict)
     return verdict.passed
