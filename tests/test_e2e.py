@@ -10,7 +10,7 @@ import json
 import socket
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jsonschema
@@ -266,11 +266,9 @@ def failing(run_dir: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("component", "expected"),
     [
-        # A scrape target down, and the dashboard panels fed by it go empty.
-        ("node-exporter", {"MON-002", "MON-006"}),
-        # Not ready; the API cannot answer, so its probe and the load test fail, and load
-        # testing is not "completed" (the health probe still passes: performance is).
-        ("postgres", {"APP-002", "APP-003", "SLO-010", "LOAD-001", "APP-013"}),
+        # Not ready; the API cannot answer. The probes and the load test do not start (no
+        # traffic into an outage), so load testing is not "completed" either.
+        ("postgres", {"APP-002", "APP-003", "APP-013"}),
     ],
 )
 def test_a_stopped_component_fails_exactly_its_checks(
@@ -283,6 +281,83 @@ def test_a_stopped_component_fails_exactly_its_checks(
     finally:
         sandbox.start(settings, component)
     assert failing(tmp_path / "run") == expected
+    if component == "postgres":
+        traffic = [c for c in readiness(tmp_path / "run")["checks"] if c["id"] in TRAFFIC]
+        assert {c["status"] for c in traffic} == {"not_applicable"}
+        assert all("APP-002[ready]" in c["message"] for c in traffic)
+
+
+TRAFFIC = {"SLO-010", "LOAD-001"}
+
+
+def _node_exporter_down(settings: sandbox.Settings) -> Callable[[], None]:
+    sandbox.stop(settings, "node-exporter")
+    time.sleep(12)  # Prometheus notices a dead target at its next scrapes (every 5 s)
+    return lambda: sandbox.start(settings, "node-exporter")
+
+
+def _certificate_expiring_in_10_days(settings: sandbox.Settings) -> Callable[[], None]:
+    sandbox.issue_server_certificate(settings, days=10)
+    sandbox.reload(settings, "nginx")
+
+    def restore() -> None:
+        sandbox.issue_server_certificate(settings)
+        sandbox.reload(settings, "nginx")
+
+    return restore
+
+
+def _world_readable_secret(settings: sandbox.Settings) -> Callable[[], None]:
+    token = settings.layout().api_token
+    mode = token.stat().st_mode
+    token.chmod(0o644)
+    return lambda: token.chmod(mode)
+
+
+def _pager_delivery_broken(settings: sandbox.Settings) -> Callable[[], None]:
+    """Alertmanager's pager notifies a port nothing listens on: routing still checks out
+    (MON-004), but no page arrives."""
+    config = settings.layout().config_dir / "alertmanager.yml"
+    original = config.read_text()
+    webhook = settings.ports.webhook
+    config.write_text(original.replace(f":{webhook}/pager", f":{webhook + 1}/pager"))
+    sandbox.reload(settings, "alertmanager")
+
+    def restore() -> None:
+        config.write_text(original)
+        sandbox.reload(settings, "alertmanager")
+
+    return restore
+
+
+@pytest.mark.parametrize(
+    ("seed", "expected"),
+    [
+        # A scrape target down, and the dashboard panels fed by it go empty.
+        (_node_exporter_down, {"MON-002", "MON-006"}),
+        (_certificate_expiring_in_10_days, {"TLS-002"}),
+        (_world_readable_secret, {"SEC-002"}),
+        (_pager_delivery_broken, {"MON-005"}),
+    ],
+    ids=["node-exporter-down", "certificate-10-days", "secret-0644", "pager-delivery"],
+)
+def test_a_release_blocking_fault_fails_the_predeploy_gate(
+    settings: sandbox.Settings,
+    profile: Path,
+    tmp_path: Path,
+    seed: Callable[[sandbox.Settings], Callable[[], None]],
+    expected: set,
+) -> None:
+    restore = seed(settings)
+    try:
+        outcome = run(profile, tmp_path / "run", "--cadence", "predeploy")
+    finally:
+        restore()
+    assert failing(tmp_path / "run") == expected
+    assert outcome.code == 1, outcome.output
+    reasons = readiness(tmp_path / "run")["gate"]["reasons"]
+    blocking = {r.split()[2].split("[")[0] for r in reasons if r.startswith("critical check")}
+    assert blocking >= expected - {"MON-006"}  # MON-006 (dashboards) only costs score
 
 
 def test_a_certificate_from_another_ca_fails_the_trust_check(

@@ -534,3 +534,53 @@ def test_failure_messages_keep_the_reason_and_name_the_target(suite: Suite) -> N
     long = checks["RSN-005"]["message"]
     assert len(long) < 2100 and long.endswith(" more characters]")
     assert long.split(" … [")[0].endswith(tuple(f"Alert{i}" for i in range(200)))
+
+
+HEALTH_AND_TRAFFIC = """\
+    import os
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    from opsverify import check
+
+    def meta(id, severity="high"):
+        return check(id, f"check {id}", category="application", severity=severity,
+                     cadences=["predeploy"], controls=["SOC2:CC7.1"], runbook="runbooks/x.md")
+
+    @meta("HLT-001", "critical")
+    @pytest.mark.health
+    def test_health():
+        time.sleep(1)  # still running on the other worker when the traffic check starts
+        assert os.environ.get("HEALTHY") == "1", "ready answered 503: database unreachable"
+
+    @meta("HLT-002")
+    @pytest.mark.traffic
+    def test_load():
+        Path(os.environ["SENT"]).write_text("requests sent")
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_traffic_does_not_start_against_a_target_that_failed_its_health_checks(
+    suite: Suite, tmp_path: Path, workers: list[str]
+) -> None:
+    suite.profile(PROFILE)
+    suite.checks("test_health_traffic.py", HEALTH_AND_TRAFFIC)
+    sent = tmp_path / "sent"
+    suite.run(*workers, env={"HEALTHY": "0", "SENT": str(sent)})
+    checks = {c["id"]: c for c in readiness(suite.latest())["checks"]}
+    assert checks["HLT-001"]["status"] == "failed"
+    assert checks["HLT-002"]["status"] == "not_applicable" and not sent.exists()
+    assert checks["HLT-002"]["message"] == (
+        "not started: the target failed its health checks in this run, and no traffic is "
+        "sent into an outage: 1 failed: HLT-001: ready answered 503: database unreachable"
+    )
+    assert not (suite.latest() / ".health").exists()  # the workers' notes are not kept
+    suite.run(*workers, env={"HEALTHY": "1", "SENT": str(sent)})
+    assert {c["id"]: c["status"] for c in readiness(suite.latest())["checks"]} == {
+        "HLT-001": "passed",
+        "HLT-002": "passed",
+    }
+    assert sent.read_text() == "requests sent"

@@ -1,7 +1,9 @@
 """Handbook › Monitoring › "Health probes configured"; Deployment › "Verify health";
 Deployment › "Run smoke tests"."""
 
-from opsverify import family
+import pytest
+
+from opsverify import family, message
 
 service_check = family(
     category="application",
@@ -17,6 +19,7 @@ def mismatch(endpoint, response) -> str:
 
 
 @service_check("APP-001", "Liveness endpoint answers healthy", severity="critical")
+@pytest.mark.health  # traffic checks of the run do not start while it fails
 def test_liveness(liveness_endpoint, answer):
     response = answer(liveness_endpoint)
     assert response.status_code == liveness_endpoint.expect_status, mismatch(
@@ -29,10 +32,11 @@ def test_liveness(liveness_endpoint, answer):
     "Readiness endpoint reports the service ready (its database reachable)",
     severity="critical",
 )
+@pytest.mark.health
 def test_readiness(readiness_endpoint, answer):
     response = answer(readiness_endpoint)
     assert response.status_code == readiness_endpoint.expect_status, (
-        f"{mismatch(readiness_endpoint, response)}: {response.text[:200]!r}"
+        f"{mismatch(readiness_endpoint, response)}: {message.head(response.text, 200)}"
     )
 
 

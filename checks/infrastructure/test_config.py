@@ -1,7 +1,7 @@
 """Handbook › Pre-Production Checklist › Application › "Configuration validated": every
 configuration the profile names passes its own validator (promtool, nginx -t, amtool, …)."""
 
-from opsverify import family
+from opsverify import family, message
 from opsverify.drivers import commands
 
 config_check = family(
@@ -19,6 +19,7 @@ def test_configuration_validated(config_command, evidence):
     shown = " ".join(outcome.argv)
     assert outcome.start_error is None, f"{shown}: could not start: {outcome.start_error}"
     assert not outcome.timed_out, (
-        f"{shown}: no answer within {config_command.timeout}, killed: {outcome.output[-300:]!r}"
+        f"{shown}: no answer within {config_command.timeout}, killed: "
+        + message.tail(outcome.output, 300)
     )
-    assert outcome.ok, f"{shown} exited {outcome.exit_code}: {outcome.output.strip()[-500:]}"
+    assert outcome.ok, f"{shown} exited {outcome.exit_code}: {message.tail(outcome.output, 500)}"

@@ -1,6 +1,8 @@
 """Handbook › Infrastructure › "Load balancers configured" (its configuration is validated with
 the other configuration, by the CFG checks)."""
 
+import pytest
+
 from opsverify import family
 from opsverify.drivers import http
 
@@ -17,6 +19,7 @@ lb_check = family(
     "Load balancer answers through TLS and reaches a healthy upstream",
     severity="critical",
 )
+@pytest.mark.health  # traffic checks of the run do not start while it fails
 def test_load_balancer_serves(load_balancer, evidence):
     response = http.get(
         str(load_balancer.url),

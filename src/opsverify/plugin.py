@@ -157,6 +157,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "reads_history: asks whether an activity passed; runs after the activities"
     )
     config.addinivalue_line(
+        "markers", "health: a health check of the target; traffic waits for it, not after failure"
+    )
+    config.addinivalue_line(
         "markers", "opsverify_replay: an activity of another cadence, read back from history"
     )
     env = config.getoption("opsverify_env")
@@ -463,6 +466,60 @@ def _redact_exception(exc: BaseException | None) -> None:
         exc = exc.__cause__ or exc.__context__
 
 
+HEALTH_WAIT_S = DEFAULT_CHECK_TIMEOUT_S  # for health checks still running on another worker
+
+
+def _note_health(item: pytest.Item, report: pytest.TestReport) -> None:
+    run = item.config.stash.get(_RUN, None)
+    if run is None:
+        return
+    folder = run.health_notes
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = meta_of(item.function)
+    parameter = _parameter_id(item)
+    outcome = {
+        "check": f"{meta.id}[{parameter}]" if parameter else meta.id,
+        "outcome": report.outcome,
+        "message": _message(report) if report.failed else "",
+    }
+    (folder / f"{safe_name(item.nodeid)}.json").write_text(json.dumps(outcome))
+
+
+def _unhealthy(item: pytest.Item) -> list[str]:
+    """The health checks of this run that failed, waiting (bounded) for those still running
+    elsewhere (xdist). One that never reports is not held against the target."""
+    folder = item.config.stash[_RUN].health_notes
+    pending = {
+        folder / f"{safe_name(i.nodeid)}.json"
+        for i in item.session.items
+        if i.get_closest_marker("health")
+    }
+    deadline = time.monotonic() + HEALTH_WAIT_S
+    while any(not p.exists() for p in pending) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    notes = [json.loads(p.read_text()) for p in sorted(pending) if p.exists()]
+    return [f"{n['check']}: {n['message']}" for n in notes if n["outcome"] == "failed"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Traffic (load, probes, drills) does not start against a target that failed its health
+    checks in this run: it would only pour requests into an outage and burn the error
+    budget the SLO checks then judge."""
+    if (
+        item.get_closest_marker("traffic") is None
+        or _replaying(item)
+        or _RUN not in item.config.stash
+    ):
+        return
+    failed = _unhealthy(item)
+    if failed:
+        not_applicable(
+            "not started: the target failed its health checks in this run, and no traffic "
+            "is sent into an outage: " + message.listing(failed, "failed")
+        )
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     """Checks marked ``traffic`` (load tests, latency probes) take turns: one's load would
@@ -495,6 +552,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.user_properties.append((_UNREACHABLE, _unreachable(call.excinfo.value)))
         if not isinstance(call.excinfo.value, pytest.skip.Exception):
             report.user_properties.append((_REASON, _reason(call.excinfo.value)))
+    if (
+        meta is not None
+        and item.get_closest_marker("health")
+        and (call.when == "call" or (call.when == "setup" and not report.passed))
+    ):
+        _note_health(item, report)  # before a waiver: a waived failure is still unhealthy
         if report.failed and call.when in ("setup", "call"):
             _apply_waiver(item, meta, report)
     return report

@@ -11,6 +11,7 @@ import getpass
 import os
 import platform
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +76,11 @@ class Run:
         return self.directory / "evidence"
 
     @property
+    def health_notes(self) -> Path:
+        """Where workers note each health check's outcome for the run's traffic checks."""
+        return self.directory / ".health"
+
+    @property
     def history(self) -> History:
         return History(self.directory.parent / HISTORY_FOLDER)
 
@@ -96,6 +102,8 @@ class Run:
         if stopped is not None:
             self.verdict = gate.Verdict(False, self.policy, (stopped,))
         self.directory.mkdir(parents=True, exist_ok=True)
+        # The workers' notes to each other are not part of the run's record.
+        shutil.rmtree(self.health_notes, ignore_errors=True)
         report.write_all(self)
         self._append_history()
 
