@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
@@ -26,15 +25,18 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     PlainValidator,
+    Strict,
     ValidationError,
     ValidationInfo,
     model_validator,
 )
 
-from opsverify import gate, thresholds
+from opsverify import gate, thresholds, userfile
 from opsverify.check import Cadence, Category, Severity
+from opsverify.evidence import REDACTOR
 from opsverify.sandbox.settings import BackupPlan, BackupRow
 from opsverify.sandbox.settings import Settings as SandboxSettings
+from opsverify.userfile import problem as yaml_problem  # noqa: F401 - slo.py's, until it moves
 
 ENVIRONMENTS_DIR = "environments"
 
@@ -53,15 +55,48 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+# No duration in a profile means anything beyond ten years; a longer one is a typo.
+LONGEST = timedelta(days=3650)
+
+
 def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+        if seconds > LONGEST.total_seconds():
+            raise ValueError("expected a duration of at most 3650d")
+        return timedelta(seconds=seconds)
     raise ValueError("expected a duration such as 500ms, 10s, 15m, 4h or 30d")
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(
+            "expected a duration above 0 (a zero timeout, window or interval means nothing)"
+        )
+    return value
+
+
+# Timeouts, windows, intervals, objectives: above zero. Where zero means something (a grace
+# of none, no delay), the field says DurationOrZero.
+DurationOrZero = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+
+
+def _every(value: Any) -> timedelta | Literal["on_change"]:
+    if value == "on_change":
+        return "on_change"
+    try:
+        return _positive(_parse_duration(value))
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or on_change") from None
+
+
+# How often a backup runs or is verified: a duration above 0, or on_change.
+Every = Annotated[timedelta | Literal["on_change"], PlainValidator(_every)]
+# A TCP port: an integer, not `true` (which YAML reads as 1) nor "443".
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 
 
 def _no_credentials(url: AnyHttpUrl) -> AnyHttpUrl:
@@ -158,7 +193,7 @@ class Service(Model):
 class TlsEndpoint(Model):
     name: str
     host: str
-    port: int = Field(443, ge=1, le=65535)
+    port: Port = 443
     server_name: str | None = None  # SNI and the name the certificate must match; default host
     timeout: Duration = timedelta(seconds=5)
 
@@ -195,7 +230,7 @@ class DnsRecord(Model):
 
 class Dns(Model):
     resolver: IPvAnyAddress | None = None  # None: the system resolver
-    port: int = Field(53, ge=1, le=65535)
+    port: Port = 53
     timeout: Duration = timedelta(seconds=5)
     records: list[DnsRecord] = []
 
@@ -657,11 +692,11 @@ class BackupType(StrEnum):
 
 class BackupScheduleEntry(Model):
     type: BackupType
-    frequency: Duration | Literal["on_change"]
+    frequency: Every
     at: str | None = Field(None, pattern=r"^\d{2}:\d{2}$")  # time of day for daily runs
     retention: Duration
-    verification: Duration | Literal["on_change"]
-    grace: Duration | None = None  # how late a backup may be; default backup.grace
+    verification: Every
+    grace: DurationOrZero | None = None  # how late a backup may be; default backup.grace
 
 
 class BackupRepository(Model):
@@ -685,7 +720,7 @@ class PostgresSource(Model):
 
     host: str | None = None
     socket_dir: Path | None = None  # instead of host: the server's unix socket folder
-    port: int = Field(5432, ge=1, le=65535)
+    port: Port = 5432
     dbname: str
     user: str  # pg_basebackup needs the REPLICATION attribute, reading every table SELECT
     password: SecretRef | None = None  # none: peer or certificate authentication
@@ -720,7 +755,7 @@ class Backup(Model):
     sources: BackupSources | None = None
     # Daily operations: the newest snapshot may be this old (daily full at 02:00 + grace).
     completed_within: Duration = timedelta(hours=26)
-    grace: Duration = timedelta(hours=1)  # how late a scheduled backup may be
+    grace: DurationOrZero = timedelta(hours=1)  # how late a scheduled backup may be
     # Before a deployment: a full backup at most this old (`opsverify backup create`).
     predeploy_within: Duration = timedelta(hours=1)
     # The daily integrity check reads 1/N of the data, the part read longest ago…
@@ -756,7 +791,7 @@ class DeployedScheduleEntry(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     type: BackupType
-    frequency: Duration | Literal["on_change"]
+    frequency: Every
     retention: Duration
 
 
@@ -773,11 +808,9 @@ class DeployedPolicy(BaseModel):
 def load_policy(path: Path) -> DeployedPolicy:
     """Read a policy file (JSON or YAML); problems name the file and the key."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot be read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: {yaml_problem(exc)}") from None
+        raw = userfile.load_yaml(path, "backup policy")
+    except userfile.UserFileError as exc:
+        raise ProfileError(str(exc)) from None
     try:
         return DeployedPolicy.model_validate(raw)
     except ValidationError as exc:
@@ -855,7 +888,7 @@ class LoadThreshold(Model):
 
     threshold: Annotated[thresholds.Expression, PlainValidator(_expression)]
     abort_on_fail: bool = False  # stop the run as soon as it is lost (k6's abortOnFail)
-    delay_abort_eval: Duration = timedelta(0)  # but not this early in the run (delayAbortEval)
+    delay_abort_eval: DurationOrZero = timedelta(0)  # not this early in the run (delayAbortEval)
 
     @model_validator(mode="before")
     @classmethod
@@ -1350,6 +1383,8 @@ def _absolutise(data: Any, base: Path, key: str = "") -> Any:
 def _location(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
+        if isinstance(part, str) and "[" in part:
+            continue  # pydantic's name for one member of a union type, not a profile key
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "(top level)"
 
@@ -1363,15 +1398,9 @@ def _explain(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     got = error.get("input")
     if isinstance(got, str | int | float | bool) and kind != "value_error":
-        message += f" (got {got!r})"
+        # A rejected URL may carry a password: the value is shown with it masked.
+        message += f" (got {REDACTOR.text(repr(got))})"
     return message
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """Where and what, without the offending line: it may hold an inline secret."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return f"not valid YAML{where}: {getattr(exc, 'problem', None) or type(exc).__name__}"
 
 
 def format_errors(path: Path, exc: ValidationError) -> str:
@@ -1390,11 +1419,9 @@ def resolve_path(env: str, root: Path | None = None) -> Path:
 def load(path: Path) -> Profile:
     """Load and validate a profile; every problem becomes one ProfileError naming file and key."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: profile not found") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: {yaml_problem(exc)}") from None
+        raw = userfile.load_yaml(path, "profile")
+    except userfile.UserFileError as exc:
+        raise ProfileError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: expected a mapping of profile keys at the top level")
     try:

@@ -21,10 +21,10 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from opsverify.profile import ProfileError, format_errors, yaml_problem
+from opsverify import userfile
+from opsverify.profile import ProfileError, format_errors
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -94,11 +94,9 @@ def load(path: Path | None, *, required: bool = False) -> Waivers:
     if path is None or (not path.exists() and not required):
         return Waivers(None, ())
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise WaiverError(f"{path}: waiver file not found") from None
-    except yaml.YAMLError as exc:
-        raise WaiverError(f"{path}: {yaml_problem(exc)}") from None
+        raw = userfile.load_yaml(path, "waiver")
+    except userfile.UserFileError as exc:
+        raise WaiverError(str(exc)) from None
     try:
         parsed = WaiverFile.model_validate(raw if raw is not None else {})
     except ValidationError as exc:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 # Every sandbox socket binds here; deliberately not configurable.
 HOST = "127.0.0.1"
@@ -19,7 +19,7 @@ DB_NAME = "cronos_ai"
 DB_USER = "cronos_ai"
 
 # Unprivileged ports only: the sandbox never needs root to bind.
-PortNumber = Annotated[int, Field(ge=1024, le=65535)]
+PortNumber = Annotated[int, Strict(), Field(ge=1024, le=65535)]  # not `true`, read as 1
 
 
 class Ports(BaseModel):
