@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,47 @@ def get(
     ca_file: Path | None = None,
     headers: dict[str, str] | None = None,
     method: str = "GET",
+    params: dict[str, str] | None = None,
     json: Any = None,
+    follow_redirects: bool = False,
 ) -> httpx.Response:
-    """One request with a *total* deadline: httpx's timeouts are per phase, so a server
-    dripping a byte a second would otherwise never time out. ``json``: a body to send."""
-    deadline = time.monotonic() + timeout
-    with (
-        httpx.Client(verify=tls_context(ca_file), timeout=timeout) as client,
-        client.stream(method, url, headers=headers, json=json) as response,
+    """One request within a *total* deadline, from connecting to the last byte of the body:
+    httpx's timeouts are per read, so a server dripping a header byte a second would
+    otherwise hold a check for as long as it likes. ``json``: a body to send."""
+    try:
+        return asyncio.run(
+            _exchange(url, timeout, ca_file, headers, method, params, json, follow_redirects)
+        )
+    except TimeoutError:
+        raise httpx.ReadTimeout(
+            f"no complete answer within {timeout:g} s", request=httpx.Request(method, url)
+        ) from None
+
+
+async def _exchange(
+    url: str,
+    timeout: float,
+    ca_file: Path | None,
+    headers: dict[str, str] | None,
+    method: str,
+    params: dict[str, str] | None,
+    json: Any,
+    follow_redirects: bool,
+) -> httpx.Response:
+    async with (
+        asyncio.timeout(timeout),
+        httpx.AsyncClient(
+            verify=tls_context(ca_file), timeout=timeout, follow_redirects=follow_redirects
+        ) as client,
+        client.stream(method, url, headers=headers, params=params, json=json) as response,
     ):
         body = bytearray()
-        for chunk in response.iter_bytes():
+        async for chunk in response.aiter_bytes():
             body += chunk
-            if time.monotonic() > deadline:
-                raise httpx.ReadTimeout(f"{url}: no complete answer within {timeout:g} s")
             if len(body) > MAX_BODY:
-                raise httpx.ReadError(f"{url}: answer larger than {MAX_BODY} bytes")
+                raise httpx.ReadError(
+                    f"answer larger than {MAX_BODY} bytes", request=response.request
+                )
         response._content = bytes(body)  # what .read() would set: .text and .json() work
         return response
 
