@@ -77,7 +77,16 @@ def test_run_scores_gates_and_writes_the_run_folder(basic: Suite) -> None:
         "TST-005": "not_applicable",
     }
     assert run["score"]["score"] == pytest.approx(83.33)
-    assert run["gate"] == {"passed": True, "min_score": 60, "reasons": []}
+    assert run["gate"] == {
+        "passed": True,
+        "min_score": 60,
+        "reasons": [],
+        "policy": {
+            "min_score": 60,
+            "block": {"severities": ["critical"], "categories": [], "checks": []},
+            "min_category_scores": {},
+        },
+    }
     by_id = {c["id"]: c for c in run["checks"]}
     assert "arithmetic broke" in by_id["TST-003"]["message"]
     assert by_id["TST-005"]["message"] == "no TLS endpoint configured (tls.endpoints)"
@@ -584,3 +593,48 @@ def test_traffic_does_not_start_against_a_target_that_failed_its_health_checks(
         "HLT-002": "passed",
     }
     assert sent.read_text() == "requests sent"
+
+
+def _flip_manifest_field(folder: Path, field: str) -> None:
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    value = data[field]
+    data[field] = value[:-1] + ("0" if value[-1] != "0" else "1")  # one byte
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+@pytest.mark.parametrize("field", ["run", "algorithm"])
+def test_gate_and_controls_refuse_a_manifest_whose_own_fields_changed(
+    basic: Suite, field: str
+) -> None:
+    basic.run()
+    _flip_manifest_field(basic.latest(), field)
+    for command in (["gate", str(basic.latest())], ["controls", "--run", str(basic.latest())]):
+        outcome = opsverify(*command)
+        assert outcome.code == 4, outcome.output
+        assert "manifest.json: altered" in outcome.stderr
+
+
+def test_gate_and_controls_refuse_a_link_in_the_run_folder(basic: Suite) -> None:
+    basic.run()
+    (basic.latest() / "evidence" / "etc-link").symlink_to("/etc")
+    for command in (["gate", str(basic.latest())], ["controls", "--run", str(basic.latest())]):
+        outcome = opsverify(*command)
+        assert outcome.code == 4, outcome.output
+        assert "links are refused in a run folder: evidence/etc-link" in outcome.stderr
+
+
+def test_controls_refuses_a_result_flipped_in_readiness_or_a_missing_manifest(
+    basic: Suite,
+) -> None:
+    basic.run()
+    path = basic.latest() / "readiness.json"
+    data = json.loads(path.read_text())
+    failed = next(c for c in data["checks"] if c["status"] == "failed")
+    failed["status"] = "passed"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    outcome = opsverify("controls", "--run", str(basic.latest()))
+    assert outcome.code == 4 and "files differ from manifest.json: readiness.json" in outcome.stderr
+    (basic.latest() / "manifest.json").unlink()
+    outcome = opsverify("controls", "--run", str(basic.latest()))
+    assert outcome.code == 4 and "manifest.json: missing" in outcome.stderr

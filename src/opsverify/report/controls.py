@@ -35,6 +35,5 @@ def status(checks: list[dict[str, Any]]) -> str:
 
 
 def load(path: Path) -> tuple[Path, dict[str, Any]]:
-    """A run folder or its readiness.json."""
-    file = path / readiness.FILENAME if path.is_dir() else path
-    return file.parent, readiness.load(file)
+    """A run folder or its readiness.json, proven intact by its manifest."""
+    return readiness.load_verified(path)

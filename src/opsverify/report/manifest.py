@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from opsverify.run import Run
 
 FILENAME = "manifest.json"
+ALGORITHM = "sha256"
 _CHUNK = 1 << 20
 
 
@@ -23,9 +24,14 @@ def sha256(path: Path) -> str:
 
 
 def build(directory: Path) -> dict[str, Any]:
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != FILENAME)
+    links = sorted(
+        p.relative_to(directory).as_posix() for p in _entries(directory) if p.is_symlink()
+    )
+    if links:  # a link proves nothing about what it points to, and may point anywhere
+        raise ManifestError(f"{directory}: links are refused in a run folder: {', '.join(links)}")
+    files = sorted(p for p in _entries(directory) if p.is_file() and p.name != FILENAME)
     return {
-        "algorithm": "sha256",
+        "algorithm": ALGORITHM,
         "files": {
             p.relative_to(directory).as_posix(): {"sha256": sha256(p), "bytes": p.stat().st_size}
             for p in files
@@ -33,27 +39,51 @@ def build(directory: Path) -> dict[str, Any]:
     }
 
 
+def _entries(directory: Path) -> list[Path]:
+    return list(directory.rglob("*"))
+
+
+def _seal(fields: dict[str, Any]) -> str:
+    """The digest of the manifest's own fields, so that none of them changes unseen."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def write(run: Run) -> Path:
     path = run.directory / FILENAME
-    path.write_text(json.dumps({"run": run.id, **build(run.directory)}, indent=2) + "\n")
+    fields = {"run": run.id, **build(run.directory)}
+    path.write_text(json.dumps({**fields, "seal": _seal(fields)}, indent=2) + "\n")
     return path
 
 
 class ManifestError(ValueError):
-    """A manifest that is missing or unreadable: the run folder cannot be proven."""
+    """A manifest that is missing, unreadable or altered: the run folder cannot be proven."""
+
+
+def run_of(directory: Path) -> str:
+    """The run the (verified) manifest was written for."""
+    return json.loads((directory / FILENAME).read_text())["run"]
 
 
 def verify(directory: Path) -> list[str]:
-    """Files whose content no longer matches the manifest (or that appeared or vanished)."""
+    """Files whose content no longer matches the manifest (or that appeared or vanished).
+    ManifestError when the manifest itself is missing or altered, or the folder holds links."""
     path = directory / FILENAME
     try:
-        recorded = json.loads(path.read_text())["files"]
+        recorded = json.loads(path.read_text())
+        fields = {k: recorded[k] for k in ("run", "algorithm", "files")}
+        seal = recorded["seal"]
     except FileNotFoundError:
         raise ManifestError(f"{path}: missing, so the run folder cannot be proven") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ManifestError(f"{path}: not a manifest ({exc!r})") from None
-    if not isinstance(recorded, dict):
+    if set(recorded) != {*fields, "seal"} or seal != _seal(fields):
+        raise ManifestError(f"{path}: altered: its fields do not match its seal")
+    if fields["algorithm"] != ALGORITHM:
+        raise ManifestError(f"{path}: algorithm {fields['algorithm']!r}, expected {ALGORITHM}")
+    if not isinstance(fields["files"], dict):
         raise ManifestError(f"{path}: 'files' must map names to hashes")
     actual = build(directory)["files"]
-    changed = [name for name, entry in recorded.items() if actual.get(name) != entry]
-    return sorted(changed + [name for name in actual if name not in recorded])
+    recorded_files = fields["files"]
+    changed = [name for name, entry in recorded_files.items() if actual.get(name) != entry]
+    return sorted(changed + [name for name in actual if name not in recorded_files])

@@ -61,3 +61,27 @@ def load(path: Path) -> dict[str, Any]:
         where = "/".join(map(str, exc.absolute_path)) or "(top level)"
         raise ReadinessError(f"{path}: {where}: {exc.message}") from None
     return data
+
+
+def load_verified(path: Path) -> tuple[Path, dict[str, Any]]:
+    """A stored run (its folder or its readiness.json), proven intact by its manifest before
+    anything of it is believed: every reader of a stored run starts here."""
+    from opsverify.report import manifest
+
+    folder = path if path.is_dir() else path.parent
+    data = load(folder / FILENAME)  # what it claims to be first: a message about the right file
+    try:
+        changed = manifest.verify(folder)
+    except manifest.ManifestError as exc:
+        raise ReadinessError(str(exc)) from None
+    if changed:
+        raise ReadinessError(
+            f"{folder}: files differ from manifest.json: {', '.join(changed[:10])}"
+            + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        )
+    if manifest.run_of(folder) != data["run"]["id"]:
+        raise ReadinessError(
+            f"{folder}: manifest.json was written for run {manifest.run_of(folder)!r}, "
+            f"readiness.json is run {data['run']['id']!r}"
+        )
+    return folder, data

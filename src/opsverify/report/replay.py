@@ -9,23 +9,16 @@ from pathlib import Path
 
 from opsverify import gate
 from opsverify import score as scoring
-from opsverify.report import manifest, readiness
+from opsverify.report import readiness
 from opsverify.report.terminal import print_replay
 from opsverify.result import CheckResult
 
 
 def replay(path: Path, min_score: float | None) -> bool:
     """True when the stored run passes the gate; ValueError when it cannot be trusted."""
-    if path.is_dir():
-        path = path / readiness.FILENAME
-    data = readiness.load(path)
-    folder = path.parent
     # No manifest, no proof: a gate must not take an unprovable run on trust.
-    changed = manifest.verify(folder)
-    if changed:
-        raise readiness.ReadinessError(
-            f"{folder}: files differ from manifest.json: {', '.join(changed[:10])}"
-        )
+    folder, data = readiness.load_verified(path)
+    path = folder / readiness.FILENAME
     results = [CheckResult.from_dict(item) for item in data["checks"]]
     score = scoring.compute(results)
     stored = data["score"]["score"]
