@@ -92,7 +92,7 @@ def _as_set(value: Any) -> Any:
 def _shown(value: Any, limit: int = 60) -> str:
     if value is ABSENT:
         return "absent"
-    text = json.dumps(_plain(value), ensure_ascii=False, default=str)
+    text = json.dumps(_plain(value), ensure_ascii=False, default=str, separators=(",", ":"))
     if len(text) <= limit:
         return text
     return "present" if isinstance(value, dict) else text[: limit - 1] + "…"
@@ -338,8 +338,7 @@ class _Comparer:
         self.live = _Document(live, "live")
         self.differences: list[Difference] = []
         self.notes: list[Difference] = []
-        self._memo: dict[tuple, list[Item]] = {}
-        self._open: set[tuple] = set()
+        self._seen: set[tuple] = set()  # pairs of schemas compared below the current one
 
     def add(self, segments: Sequence[str], items: Iterable[Item]) -> None:
         for keys, a, b, note in items:
@@ -352,22 +351,21 @@ class _Comparer:
     def resolved(self, a: Any, b: Any) -> tuple[Any, Any]:
         return self.repo.resolve(a)[0], self.live.resolve(b)[0]
 
-    # schemas: differences relative to the schema, remembered per pair of resolved schemas
+    # schemas: differences relative to the schema compared
 
     def schema(self, a: Any, b: Any) -> list[Item]:
+        """Two schemas (a media type's, a parameter's), each pair of the schemas below them
+        compared once: a pair met again (a recursive schema, a $ref used twice) adds nothing,
+        its differences are named at the first place, so a DAG of $refs stays polynomial."""
+        self._seen = set()
+        return self._pair(a, b)
+
+    def _pair(self, a: Any, b: Any) -> list[Item]:
         (a, key_a), (b, key_b) = self.repo.resolve(a), self.live.resolve(b)
-        pair = (key_a, key_b)
-        if pair in self._memo:
-            return self._memo[pair]
-        if pair in self._open:  # a recursive schema: this pair is being compared further up
+        if (key_a, key_b) in self._seen:
             return []
-        self._open.add(pair)
-        try:
-            items = self._schema(a, b)
-        finally:
-            self._open.discard(pair)
-        self._memo[pair] = items
-        return items
+        self._seen.add((key_a, key_b))
+        return self._schema(a, b)
 
     def _schema(self, a: Any, b: Any) -> list[Item]:
         if a is True and isinstance(b, dict):  # `true` is the empty schema
@@ -388,23 +386,32 @@ class _Comparer:
                 items += [] if _as_set(x) == _as_set(y) else [((key,), x, y, False)]
             elif key in _SCHEMA_MAPS and isinstance(x, dict) and isinstance(y, dict):
                 for name in _keys(x, y):
-                    sub = self.schema(x.get(name, ABSENT), y.get(name, ABSENT))
+                    sub = self._pair(x.get(name, ABSENT), y.get(name, ABSENT))
                     items += _under((key, str(name)), sub)
             elif key in _SCHEMA_LISTS | _SCHEMA and isinstance(x, list) and isinstance(y, list):
                 items += self._schema_list(key, x, y)
             elif key in _SCHEMA and x is not ABSENT and y is not ABSENT:
-                items += _under((key,), self.schema(x, y))
+                items += _under((key,), self._pair(x, y))
             else:
                 items += _values(x, y, (key,))
         return items
 
     def _schema_list(self, key: str, a: list, b: list) -> list[Item]:
-        if sorted(map(_canon, a)) == sorted(map(_canon, b)):  # the same, reordered
-            return []
+        """Lists of schemas, element by element; a reordered list (the same elements as
+        written) pairs equal elements, whose $refs may still resolve to different schemas."""
+        written_a, written_b = list(map(_canon, a)), list(map(_canon, b))
+        order = list(range(len(b)))
+        if written_a != written_b and sorted(written_a) == sorted(written_b):
+            order = []
+            for text in written_a:
+                order.append(
+                    next(j for j in range(len(b)) if written_b[j] == text and j not in order)
+                )
         items: list[Item] = []
         for i in range(max(len(a), len(b))):
-            x, y = (a[i] if i < len(a) else ABSENT), (b[i] if i < len(b) else ABSENT)
-            items += _under((key, i), self.schema(x, y))
+            x = a[i] if i < len(a) else ABSENT
+            y = b[order[i]] if i < len(b) else ABSENT
+            items += _under((key, i), self._pair(x, y))
         return items
 
     # OpenAPI objects: differences with their full place
