@@ -281,13 +281,14 @@ class _Document:
             node = {**node, **siblings}
         return node, ("ref", chain[0], _canon(siblings))
 
-    def operations(self) -> dict[str, tuple[dict, dict]]:
-        """``{"GET /items": (path item, operation), …}``, webhooks as ``POST webhook NAME``."""
+    def operations(self, follow: bool = True) -> dict[str, tuple[dict, dict]]:
+        """``{"GET /items": (path item, operation), …}``, webhooks as ``POST webhook NAME``;
+        path items given by $ref are followed unless ``follow`` is false."""
         found = {}
         for section, prefix in (("paths", ""), ("webhooks", "webhook ")):
             items = self.document.get(section)
             for path, raw in items.items() if isinstance(items, dict) else ():
-                item, _ = self.resolve(raw)
+                item = self.resolve(raw)[0] if follow else raw
                 for method in METHODS if isinstance(item, dict) else ():
                     if isinstance(item.get(method), dict):
                         found[f"{method.upper()} {prefix}{path}"] = (item, item[method])
@@ -314,8 +315,9 @@ class _Document:
 
 
 def operations(document: Any) -> list[str]:
-    """The operations of an OpenAPI document (``GET /items``, …); DocError if it is none."""
-    return list(_Document(document, "given").operations())
+    """The operations an OpenAPI document writes out (``GET /items``, …; path items given by
+    $ref not followed); DocError if it is no OpenAPI document."""
+    return list(_Document(document, "given").operations(follow=False))
 
 
 # --- the comparison -------------------------------------------------------------------------
