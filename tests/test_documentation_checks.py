@@ -114,17 +114,38 @@ def test_shipped_documentation_passes_every_check(
     seen = json.loads((tmp_path / "run" / diff).read_text())
     assert seen["operations_live"] == seen["operations_repo"] >= 10
     assert seen["only_live"] == seen["only_repo"] == []
+    assert seen["differences"] == seen["notes"] == []  # schemas compared, none differs
 
 
 def _remove_playbook(repo: Path) -> None:
     (repo / "docs" / "on-call-playbook.md").unlink()
 
 
-def _undocumented_path(repo: Path) -> None:
+def _openapi_edited(repo: Path, edit: Callable[[dict], None]) -> None:
     path = repo / "docs" / "openapi.json"
     data = json.loads(path.read_text())
-    del data["paths"]["/api/v1/faults"]
+    edit(data)
     path.write_text(json.dumps(data, indent=2))
+
+
+def _undocumented_path(repo: Path) -> None:
+    _openapi_edited(repo, lambda data: data["paths"].pop("/api/v1/faults"))
+
+
+def _name_max_length_100(repo: Path) -> None:
+    """The repository copy says names may be 100 characters; the service takes 200."""
+    path = repo / "docs" / "openapi.json"
+    path.write_text(path.read_text().replace('"maxLength": 200', '"maxLength": 100'))
+
+
+def _item_id_a_string(repo: Path) -> None:
+    """The repository copy says an item's id is a string; the service answers an integer."""
+
+    def edit(data: dict) -> None:
+        answer = data["paths"]["/api/v1/items/{item_id}"]["get"]["responses"]["200"]
+        answer["content"]["application/json"]["schema"]["properties"]["id"]["type"] = "string"
+
+    _openapi_edited(repo, edit)
 
 
 def _runbook_missing(repo: Path) -> None:
@@ -147,11 +168,31 @@ def _rpo_30_minutes(repo: Path) -> None:
     [
         (_remove_playbook, "DOC-001", "on-call playbook"),
         (_undocumented_path, "DOC-002", "undocumented in openapi.json: DELETE /api/v1/faults"),
+        (
+            _name_max_length_100,
+            "DOC-002",
+            "POST /api/v1/items › requestBody application/json › properties.name.maxLength: "
+            "repository 100, live 200",
+        ),
+        (
+            _item_id_a_string,
+            "DOC-002",
+            "GET /api/v1/items/{item_id} › response 200 application/json › properties.id.type: "
+            'repository "string", live "integer"',
+        ),
         (_runbook_missing, "DOC-003", "no file runbooks/alerts.md"),
         (_stale_review, "DOC-004", "100 days ago; the limit is 92 days"),
         (_rpo_30_minutes, "DOC-005", "states RPO 30 min"),
     ],
-    ids=["playbook-missing", "api-undocumented", "runbook-missing", "review-stale", "rpo-30m"],
+    ids=[
+        "playbook-missing",
+        "api-undocumented",
+        "api-max-length",
+        "api-field-type",
+        "runbook-missing",
+        "review-stale",
+        "rpo-30m",
+    ],
 )
 def test_each_fault_fails_exactly_its_check(
     breaker: Callable[[Path], None],

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from opsverify import family, not_applicable
-from opsverify.drivers import docs, http
+from opsverify.drivers import docs, http, openapi
 from opsverify.drivers import prometheus as prom
 
 doc_check = family(
@@ -56,7 +56,7 @@ def test_documentation_set_exists(documentation, evidence):
         problem = _file_problem(path)
         if problem is None and role == "OpenAPI document":
             try:
-                docs.operations(_load(path))
+                openapi.operations(_load(path))
             except (ValueError, yaml.YAMLError, docs.DocError) as exc:
                 problem = f"unreadable: {exc}"
         seen.append(
@@ -109,33 +109,24 @@ def test_api_documentation_current(documentation, evidence):
         )
     repo_doc = documentation.openapi_doc
     assert repo_doc.is_file(), f"the repository's OpenAPI document {repo_doc} is missing"
-    repo = docs.operations(_load(repo_doc))
     response = http.get(
         str(live_source.url),
         timeout=live_source.timeout.total_seconds(),
         ca_file=live_source.ca_file,
     )
     assert response.status_code == 200, f"{live_source.url} answered {response.status_code}"
-    live = docs.operations(response.json())
-    diff = docs.operations_diff(repo, live)
+    try:
+        live = openapi.parse(response.text)
+        diff = openapi.compare(_load(repo_doc), live)
+    except (ValueError, yaml.YAMLError, docs.DocError) as exc:
+        raise AssertionError(f"{repo_doc.name} against {live_source.url}: {exc}") from None
     evidence.json(
         "openapi-diff",
-        {
-            "repository_document": str(repo_doc),
-            "live_document": str(live_source.url),
-            "operations_repo": len(repo),
-            "operations_live": len(live),
-            **diff,
-        },
+        {"repository_document": str(repo_doc), "live_document": str(live_source.url)}
+        | diff.evidence(),
     )
-    evidence.json("openapi-live", response.json())
-    problems = []
-    if diff["only_live"]:
-        problems.append(f"undocumented in {repo_doc.name}: {', '.join(diff['only_live'])}")
-    if diff["only_repo"]:
-        problems.append(f"documented but not served: {', '.join(diff['only_repo'])}")
-    for op, codes in diff["responses_differ"].items():
-        problems.append(f"{op} responses documented {codes['repo']}, served {codes['live']}")
+    evidence.json("openapi-live", live)
+    problems = diff.problems(repo_doc.name)
     assert not problems, "; ".join(problems)
 
 

@@ -1,5 +1,5 @@
-"""Documentation driver: Markdown headings and anchors, runbook links, review dates, the DR
-objectives a document states, and OpenAPI operations."""
+"""Documentation driver: Markdown headings and anchors, runbook links, review dates, and the DR
+objectives a document states. OpenAPI documents: drivers/openapi.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
-
-METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 class DocError(Exception):
@@ -160,36 +158,6 @@ def dr_objectives(path: Path) -> dict[str, tuple[timedelta, str]]:
         if name not in found and (parsed := duration(match[2])) is not None:
             found[name] = (parsed, match[0].strip())
     return found
-
-
-# --- OpenAPI ------------------------------------------------------------------------------
-
-
-def operations(document: Any) -> dict[str, list[str]]:
-    """``{"GET /health": ["200"], …}``: every operation of an OpenAPI document with the
-    response codes it declares."""
-    if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
-        raise DocError("not an OpenAPI document: no paths object")
-    found = {}
-    for path, item in document["paths"].items():
-        for method in METHODS:
-            if isinstance(item, dict) and isinstance(item.get(method), dict):
-                responses = item[method].get("responses") or {}
-                found[f"{method.upper()} {path}"] = sorted(str(code) for code in responses)
-    return found
-
-
-def operations_diff(repo: dict[str, list[str]], live: dict[str, list[str]]) -> dict[str, Any]:
-    """What the live API has that the repository's document lacks, and the reverse."""
-    return {
-        "only_live": sorted(live.keys() - repo.keys()),
-        "only_repo": sorted(repo.keys() - live.keys()),
-        "responses_differ": {
-            op: {"repo": repo[op], "live": live[op]}
-            for op in sorted(repo.keys() & live.keys())
-            if repo[op] != live[op]
-        },
-    }
 
 
 def today() -> date:
