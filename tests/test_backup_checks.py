@@ -126,8 +126,14 @@ def copy(settings: sandbox.Settings, tmp_path: Path) -> Path:
 
 def run_on_copy(settings: sandbox.Settings, copy: Path, tmp_path: Path, *args: str) -> dict:
     """``run`` with the sandbox's profile pointed at the copy."""
+    # Snapshots seeded days old would leave parts of the data unread for longer than
+    # read_all_within: BKP-005's own tests below hold it to its limit.
     profile = write_profile(
-        settings, tmp_path, backup__repositories__0__repository=str(copy), **ANY_RECENT_FULL
+        settings,
+        tmp_path,
+        backup__repositories__0__repository=str(copy),
+        backup__read_all_within="3650d",
+        **ANY_RECENT_FULL,
     )
     # restic's cache is per repository id: the copy must not share the sandbox's.
     return run(profile, tmp_path, *args, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})

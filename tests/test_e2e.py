@@ -225,7 +225,7 @@ def test_certificate_expiring_in_5_days_fails_the_lifetime_check(
     assert checks["TLS-002"]["status"] == "failed", outcome.output
     assert "days left; at least 30 required" in checks["TLS-002"]["message"]
     assert checks["TLS-001"]["status"] == "passed"  # still a valid chain, just short-lived
-    assert "FAIL TLS-002[lb] high" in outcome.stdout
+    assert "FAIL TLS-002[lb] critical" in outcome.stdout
 
 
 def test_a_target_that_accepts_but_never_answers_fails_within_its_timeout(
@@ -267,8 +267,8 @@ def failing(run_dir: Path) -> set[str]:
     ("component", "expected"),
     [
         # Not ready; the API cannot answer. The probes and the load test do not start (no
-        # traffic into an outage), so load testing is not "completed" either.
-        ("postgres", {"APP-002", "APP-003", "APP-013"}),
+        # traffic into an outage), so performance and load testing are not "completed".
+        ("postgres", {"APP-002", "APP-003", "APP-012", "APP-013"}),
     ],
 )
 def test_a_stopped_component_fails_exactly_its_checks(
