@@ -33,7 +33,8 @@ def test_failover_drill(profile, evidence):
     try:
         failover.failover_drill(profile, outcome)
     except (drill.DrillError, RepositoryError, PostgresError) as exc:
-        outcome.problems.insert(0, f"the drill stopped: {exc}")
+        # After what failback left behind, which is said first.
+        outcome.problems.insert(bool(outcome.left_behind), f"the drill stopped: {exc}")
     finally:
         if outcome.probe is not None:
             evidence.json("probe", outcome.probe)
@@ -42,6 +43,7 @@ def test_failover_drill(profile, evidence):
             profile,
             evidence,
             failed_step=outcome.failed_step,
+            failback_incomplete=outcome.left_behind,
             failback_s=outcome.failback and round(outcome.failback.total_seconds(), 3),
             probe_p95_ms=outcome.probe_p95_ms and round(outcome.probe_p95_ms, 3),
         )

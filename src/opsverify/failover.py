@@ -21,6 +21,7 @@ before and after, as in the restore drill.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from opsverify import drill
+from opsverify import drill, interrupt
 from opsverify import probe as probing
 from opsverify.drivers import commands, http, postgres
 from opsverify.profile import FAILOVER_STEPS, Command, Failover, Hook, PostgresSource, Profile
@@ -49,6 +50,7 @@ class Outcome(drill.Outcome):
     probe_p95_ms: float | None = None
     failback: timedelta | None = None  # from failback's start to healthy again
     failed_step: str | None = None
+    left_behind: str | None = None  # the state failback left, and what restores it
 
 
 class StepFailed(drill.DrillError):
@@ -104,6 +106,8 @@ class Plan:
 
     actions: dict[str, Action]
     database: Callable[[], PostgresSource]
+    # What puts the primary back by hand, should failback not complete.
+    restore: str = "the environment's failback procedure"
 
 
 def plan(profile: Profile, scratch: drill.Scratch | None, outcome: Outcome) -> Plan:
@@ -148,7 +152,16 @@ def plan(profile: Profile, scratch: drill.Scratch | None, outcome: Outcome) -> P
             actions[step] = hook_action(hook, step, {**env, "OPSVERIFY_DR_STEP": step}, folder)
     if database is None:
         raise drill.DrillError("no DR site database to read the heartbeat from")
-    return Plan(actions, database)
+    return Plan(actions, database, _restore(profile, failover.failback))
+
+
+def _restore(profile: Profile, failback: Hook | None) -> str:
+    if failback is None:  # the sandbox's own: `up` starts the primary and switches back
+        return f"opsverify sandbox up --env {profile.source or profile.name}"
+    if failback.command is not None:
+        return " ".join(failback.command) + (f" (in {failback.cwd})" if failback.cwd else "")
+    assert failback.http is not None
+    return f"{failback.http.method} {failback.http.url}"
 
 
 def _failover(profile: Profile) -> Failover:
@@ -193,27 +206,38 @@ def _drill(profile: Profile, plan: Plan, outcome: Outcome) -> None:
         if "verify" in actions:
             _step(outcome, "verify", "verify", actions["verify"])
     finally:
-        _fail_back(outcome, actions, health, failover.health_timeout.total_seconds())
+        _fail_back(outcome, plan, health, failover.health_timeout.total_seconds())
 
 
-def _fail_back(
-    outcome: Outcome, actions: dict[str, Action], health: _Health, timeout: float
-) -> None:
-    """Failback, then cleanup, whatever happened before; their failures are problems too."""
+def _fail_back(outcome: Outcome, plan: Plan, health: _Health, timeout: float) -> None:
+    """Failback, then cleanup, whatever happened before; their failures are problems too.
+    A Ctrl-C meanwhile waits for them: stopping halfway would leave users on a DR site that
+    is about to go. Should failback not complete, the message says so first, with the state
+    left behind and what restores it."""
     began = time.monotonic()
-    try:
-        _step(outcome, "failback", "failback", actions["failback"])
-        with _timed(outcome, "healthy through the load balancer after failback", "failback") as d:
-            d.update(health.wait(healthy=True, timeout=timeout))
-        outcome.failback = timedelta(seconds=time.monotonic() - began)
-    except drill.DrillError as exc:
-        outcome.problems.append(str(exc))
-    finally:
-        if "cleanup" in actions:
-            try:
-                _step(outcome, "cleanup", "failback", actions["cleanup"])
-            except drill.DrillError as exc:
-                outcome.problems.append(str(exc))
+    actions = plan.actions
+    with interrupt.deferred("failing back to the primary: stopping now would leave it down"):
+        try:
+            _step(outcome, "failback", "failback", actions["failback"])
+            with _timed(
+                outcome, "healthy through the load balancer after failback", "failback"
+            ) as d:
+                d.update(health.wait(healthy=True, timeout=timeout))
+            outcome.failback = timedelta(seconds=time.monotonic() - began)
+        except drill.DrillError as exc:
+            outcome.left_behind = (
+                f"FAILBACK DID NOT COMPLETE ({exc}): the load balancer may still send users to "
+                f"the DR site, and the primary may be down; restore it with: {plan.restore}"
+            )
+            outcome.problems.insert(0, outcome.left_behind)
+            # Said now, in red: an interrupted run may never get to report this check.
+            sys.stderr.write(f"\n\033[1;31m{outcome.left_behind}\033[0m\n")
+        finally:
+            if "cleanup" in actions:
+                try:
+                    _step(outcome, "cleanup", "failback", actions["cleanup"])
+                except drill.DrillError as exc:
+                    outcome.problems.append(str(exc))
 
 
 def _probe(profile: Profile, name: str, outcome: Outcome) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ RECORDS = "records.jsonl"
 # How long a reader waits for the activities of its own run (a 10-minute load test on
 # another xdist worker); readers carry a pytest-timeout above it.
 ACTIVITY_WAIT_S = 1800
+INTERRUPTED = "interrupted"  # the status of a record whose run was interrupted
 
 
 class HistoryError(ValueError):
@@ -57,7 +58,13 @@ class Record:
 
 @dataclass(frozen=True)
 class History:
+    """An environment's history. A record counts once its run has finished (a runs.jsonl
+    line says so) and was not interrupted: an interrupted run's records read back as
+    ``interrupted``, those of a run still going or killed not at all; ``current`` (the run
+    reading) sees its own."""
+
     folder: Path
+    current: str | None = None
 
     def append_run(self, line: dict[str, Any]) -> None:
         self._append(RUNS, [line])
@@ -66,21 +73,40 @@ class History:
         self._append(RECORDS, [r.to_dict() for r in records])
 
     def records(self, activity: str) -> list[Record]:
-        """Every record of ``activity``, oldest first."""
+        """Every record of ``activity`` of a finished run (or of the current one), oldest
+        first; an interrupted run's with status ``interrupted``."""
         path = self.folder / RECORDS
         try:
             lines = path.read_text().splitlines()
         except FileNotFoundError:
             return []
+        ended = self._runs()
         found: list[Record] = []
         for number, line in enumerate(lines, start=1):
             try:
                 record = Record.from_dict(json.loads(line))
             except (ValueError, TypeError, KeyError) as exc:
                 raise HistoryError(f"{path}: line {number}: not a history record ({exc})") from None
-            if record.activity == activity:
-                found.append(record)
+            known = record.run in ended or record.run == self.current
+            if record.activity != activity or not known:
+                continue
+            if ended.get(record.run):
+                record = replace(record, status=INTERRUPTED)
+            found.append(record)
         return sorted(found, key=lambda r: r.finished)
+
+    def _runs(self) -> dict[str, bool]:
+        """Every finished run, and whether it was interrupted."""
+        try:
+            lines = (self.folder / RUNS).read_text().splitlines()
+        except FileNotFoundError:
+            return {}
+        found = {}
+        for line in lines:
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                data = json.loads(line)
+                found[data["run"]] = bool(data.get("interrupted", False))
+        return found
 
     def recorded(self, run: str) -> set[tuple[str, str | None]]:
         """The check instances (id, parameter) run ``run`` has recorded so far."""

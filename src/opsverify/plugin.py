@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from opsverify import gate, message
+from opsverify import gate, interrupt, message
 from opsverify import profile as profiles
 from opsverify import waiver as waivers
 from opsverify.check import (
@@ -180,6 +180,7 @@ def pytest_configure(config: pytest.Config) -> None:
         with contextlib.suppress(profiles.ProfileError):
             REDACTOR.add(ref.resolve())
     config.stash[_PROFILE] = profile
+    interrupt.install()  # a Ctrl-C is noticed, whatever a library makes of it
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         run_dir = Path(worker[_WORKER_KEY])
@@ -543,6 +544,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None:
         _redact_exception(call.excinfo.value)
     report = yield
+    if report.when == "call" and report.passed and interrupt.received():
+        # A Ctrl-C arrived and something swallowed it (asyncio.run turns it into a task
+        # cancellation a task may absorb): what ran meanwhile is not a result.
+        report.outcome = "failed"
+        report.longrepr = f"{interrupt.REASON} while it ran: its result is not trusted"
+        report.user_properties.append((_REASON, report.longrepr))
+        item.session.shouldstop = interrupt.REASON
     report.sections = [(title, REDACTOR.text(body)) for title, body in report.sections]
     if report.failed and report.longrepr is not None and not isinstance(report.longrepr, tuple):
         # Rendered once and masked: tracebacks may show locals (-l) or reprs holding secrets.
@@ -675,12 +683,16 @@ class Controller:
         ]
         stopped = self._stopped(session, exitstatus)
         self.run.finish(stopped=stopped)
-        if stopped is None:
+        if self.run.verdict.reasons == (interrupt.REASON,):
+            session.exitstatus = pytest.ExitCode.INTERRUPTED  # whatever pytest saw of it
+        elif not self.run.interrupted:
             passed = self.run.verdict.passed
             session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
 
     def _stopped(self, session: pytest.Session, exitstatus: int) -> str | None:
         """Why this run is incomplete, if it is; an incomplete run never passes the gate."""
+        if interrupt.received():
+            return interrupt.REASON
         if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             return "no check was selected"
         if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):

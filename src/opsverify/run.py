@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsverify import gate
+from opsverify import gate, interrupt
 from opsverify import score as scoring
 from opsverify.history import FOLDER as HISTORY_FOLDER
 from opsverify.history import History, Record
@@ -82,7 +82,7 @@ class Run:
 
     @property
     def history(self) -> History:
-        return History(self.directory.parent / HISTORY_FOLDER)
+        return History(self.directory.parent / HISTORY_FOLDER, current=self.id)
 
     def ordered_results(self) -> list[CheckResult]:
         return sorted(self.results.values(), key=lambda r: (r.meta.id, r.nodeid))
@@ -94,18 +94,27 @@ class Run:
         """
         from opsverify import report
 
-        self.finished = _now()
+        # A Ctrl-C now would leave a run without a verdict: it waits, and the reports say
+        # the run was interrupted if it came before the verdict was written.
+        with interrupt.deferred("writing the run's reports", then_stop=False):
+            self.finished = _now()
+            self.conclude(stopped)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # The workers' notes to each other are not part of the run's record.
+            shutil.rmtree(self.health_notes, ignore_errors=True)
+            report.write_all(self)
+            self._append_history()
+
+    def conclude(self, stopped: str | None) -> None:
+        """Score and verdict; ``stopped`` (or a Ctrl-C seen by now) fails the gate."""
+        if stopped is None and interrupt.received():
+            stopped = interrupt.REASON
         self.interrupted = stopped is not None
         results = self.ordered_results()
         self.score = scoring.compute(results)
         self.verdict = gate.evaluate(self.score, results, self.policy)
         if stopped is not None:
             self.verdict = gate.Verdict(False, self.policy, (stopped,))
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # The workers' notes to each other are not part of the run's record.
-        shutil.rmtree(self.health_notes, ignore_errors=True)
-        report.write_all(self)
-        self._append_history()
 
     def context(self) -> dict[str, Any]:
         """Who ran what, where and when: the audit header of every report."""
@@ -136,6 +145,8 @@ class Run:
                 "score": self.score.value,
                 "gate": "passed" if self.verdict.passed else "failed",
                 "counts": self.score.overall.to_dict()["counts"],
+                # Its activities' records count only if it was not interrupted.
+                "interrupted": self.interrupted,
                 "path": os.path.relpath(self.directory, self.history.folder),
             }
         )

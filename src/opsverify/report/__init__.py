@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsverify import interrupt
 from opsverify.evidence import REDACTOR
 from opsverify.report import allure_results, manifest, readiness, summary
 
@@ -16,7 +18,15 @@ def write_all(run: Run) -> None:
     """Order matters: HTML first (its outcome is noted in the others), the manifest last."""
     allure_results.write_extras(run)
     sweep(run)
-    allure_results.write_html(run)
+    if not interrupt.received():
+        allure_results.write_html(run)
+    if interrupt.received() and not run.interrupted:  # Ctrl-C while the HTML was made
+        run.conclude(interrupt.REASON)
+        allure_results.write_extras(run)
+    if interrupt.received():
+        shutil.rmtree(run.directory / "html", ignore_errors=True)
+        run.html_report = None
+        run.notes.append("HTML report not generated: interrupted (Ctrl-C)")
     readiness.write(run)
     summary.write(run)
     manifest.write(run)
