@@ -219,3 +219,95 @@ def run_selected(profile: Path, run_dir: Path, select: str) -> dict[str, list[di
     for check in readiness(run_dir)["checks"]:
         results.setdefault(check["id"], []).append(check)
     return results
+
+
+# --- the sandbox's Prometheus rules and reloads ------------------------------------------------
+
+
+def wait_until(condition, what: str, timeout: float = 15):  # noqa: ANN001, ANN201
+    """``condition()``'s first truthy value, polled every 0.1 s; fails after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.1)
+    return value
+
+
+def _rule_signature(groups: list[dict]) -> list[tuple]:
+    """What identifies a rule set: each rule's group, name, labels and annotations."""
+    return sorted(
+        (
+            group["name"],
+            rule.get("alert") or rule.get("record") or rule.get("name"),
+            tuple(sorted((rule.get("labels") or {}).items())),
+            tuple(sorted((rule.get("annotations") or {}).items())),
+        )
+        for group in groups
+        for rule in group["rules"]
+    )
+
+
+def _served_rules(settings) -> list[tuple]:  # noqa: ANN001
+    import httpx
+
+    url = f"http://127.0.0.1:{settings.ports.prometheus}/api/v1/rules"
+    return _rule_signature(httpx.get(url, timeout=5).json()["data"]["groups"])
+
+
+def reload_succeeded(url: str, component: str) -> float:
+    """``<component>_config_last_reload_successful`` as ``url``/metrics exports it."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    name = f"{component}_config_last_reload_successful"
+    return next(
+        s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name
+    )
+
+
+@contextlib.contextmanager
+def rules_served(settings, text: str) -> Iterator[None]:  # noqa: ANN001
+    """The sandbox's rule file replaced by ``text``; Prometheus reloaded and serving exactly
+    those rules; the original file back (and served) afterwards."""
+    import yaml
+
+    from opsverify import sandbox
+
+    path = settings.layout().config_dir / "alert_rules.yml"
+    original = path.read_text()
+    try:
+        path.write_text(text)
+        sandbox.reload(settings, "prometheus")
+        wanted = _rule_signature(yaml.safe_load(text)["groups"])
+        wait_until(lambda: _served_rules(settings) == wanted, "rules reloaded")
+        yield
+    finally:
+        path.write_text(original)
+        sandbox.reload(settings, "prometheus")
+        wanted = _rule_signature(yaml.safe_load(original)["groups"])
+        wait_until(lambda: _served_rules(settings) == wanted, "rules restored")
+
+
+@contextlib.contextmanager
+def config_rejected(settings, name: str, file: str, text: str) -> Iterator[None]:  # noqa: ANN001
+    """An operator's bad edit: ``file`` in the sandbox's config folder overwritten with
+    ``text`` and ``name`` (prometheus or alertmanager) sent SIGHUP, which it refuses (its
+    reload metric drops to 0); the original back and reloaded afterwards."""
+    from opsverify import sandbox
+
+    path = settings.layout().config_dir / file
+    url = f"http://127.0.0.1:{getattr(settings.ports, name)}"
+    original = path.read_text()
+    try:
+        path.write_text(text)
+        sandbox.reload(settings, name)
+        wait_until(lambda: reload_succeeded(url, name) == 0, f"{name} refused the reload")
+        yield
+    finally:
+        path.write_text(original)
+        sandbox.reload(settings, name)
+        wait_until(lambda: reload_succeeded(url, name) == 1, f"{name} reloaded")

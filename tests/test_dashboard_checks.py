@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from opsverify import sandbox
+from opsverify.drivers import grafana as dashboards
 from opsverify.drivers import prometheus as prom
 from opsverify.profile import Prometheus
 from tests.helpers import (
@@ -115,6 +116,23 @@ def test_a_panel_on_a_metric_that_does_not_exist_fails(settings, tmp_path, board
     assert results["application"]["status"] == "failed"
     assert "Service up [A]: no series" in results["application"]["message"]
     assert results["slo"]["status"] == results["infrastructure"]["status"] == "passed"
+
+
+def test_a_failing_query_is_named_with_its_panel(settings, tmp_path, boards) -> None:
+    # Two panels of one dashboard broken: the message counts them and shows each one's PromQL.
+    wrong_job = 'sum(rate(cronos_ai_http_requests_total{job="x"}[5m]))'
+
+    def rename(board: dict) -> None:
+        board["panels"][3]["targets"][0]["expr"] = "cronos_ai_up_renamed"
+        board["panels"][1]["targets"][1]["expr"] = wrong_job
+
+    edit(boards / "application.json", rename)
+    results = run(settings, tmp_path, boards)
+    message = results["application"]["message"]
+    queries = len(dashboards.queries(dashboards.load(boards / "application.json")))
+    assert f"2 of {queries} queries fail" in message, message
+    assert "Service up [A]: no series: cronos_ai_up_renamed" in message, message
+    assert f"Response times P50 / P95 / P99 [B]: no series: {wrong_job}" in message
 
 
 def test_a_file_grafana_would_not_load_fails(settings, tmp_path, boards) -> None:

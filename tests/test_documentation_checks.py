@@ -8,6 +8,7 @@ catch it must fail, and no other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -22,7 +23,9 @@ from opsverify import sandbox
 from opsverify.drivers import docs
 from tests.helpers import (
     ROOT,
+    config_rejected,
     restamp_reviews,
+    rules_served,
     run_selected,
     running_sandbox,
     sandbox_ports,
@@ -207,3 +210,66 @@ def test_each_fault_fails_exactly_its_check(
     assert failed(results) == {check_id}, results
     [check] = [c for c in results[check_id] if c["status"] == "failed"]
     assert expected in check["message"], check["message"]
+
+
+# --- DOC-003 against rule files as real projects ship them (issue 10) ------------------------
+
+
+def _stale_rules(settings: sandbox.Settings) -> contextlib.AbstractContextManager:
+    # An edit that does not parse: Prometheus keeps serving the old rules.
+    text = (settings.layout().config_dir / "alert_rules.yml").read_text()
+    return config_rejected(settings, "prometheus", "alert_rules.yml", text + "  - name: [\n")
+
+
+def _rules_with(
+    settings: sandbox.Settings, name: str, change: Callable[[list[dict]], None]
+) -> contextlib.AbstractContextManager:
+    """The sandbox's rules and the groups of tests/data/rules/``name``, changed by ``change``."""
+    data = yaml.safe_load((settings.layout().config_dir / "alert_rules.yml").read_text())
+    added = yaml.safe_load((ROOT / "tests" / "data" / "rules" / name).read_text())["groups"]
+    change(added)
+    return rules_served(settings, yaml.safe_dump({"groups": data["groups"] + added}))
+
+
+def _ticket_runbook_missing(groups: list[dict]) -> None:
+    [ticket] = [r for r in groups[-1]["rules"] if r["labels"]["sloth_severity"] == "ticket"]
+    ticket["annotations"]["runbook_url"] = "runbooks/slo.md#ticket-alerts"
+
+
+SLOTH_TICKET = (
+    "sloth-slo-alerts-cronos-ai-requests-availability/CronosAIAvailabilityBudgetBurn"
+    '{severity="slack",sloth_severity="ticket"}'
+)
+
+
+@pytest.mark.parametrize(
+    ("fault", "unreachable", "expected"),
+    [
+        (lambda s: contextlib.nullcontext(), None, ""),
+        (_stale_rules, False, "rejected its last configuration reload"),
+        (
+            lambda s: _rules_with(s, "kube-prometheus.yaml", list),
+            True,
+            "13 alerts: runbook host runbooks.prometheus-operator.invalid not reachable from "
+            "this runner",
+        ),
+        (
+            lambda s: _rules_with(s, "sloth-cronos-ai.yaml", _ticket_runbook_missing),
+            False,
+            f"1 alert: runbook not found: {SLOTH_TICKET}",
+        ),
+    ],
+    ids=["DOC-003-healthy", "DOC-003-stale-rules", "DOC-003-unreachable-host", "DOC-003-sloth"],
+)
+def test_doc_003_verdicts(
+    fault: Callable, unreachable: bool | None, expected: str, settings, tmp_path: Path
+) -> None:
+    profile = healthy_set(tmp_path / "repo", settings)
+    with fault(settings):
+        [check] = run_selected(profile, tmp_path / "run", "DOC-003")["DOC-003"]
+    if unreachable is None:
+        assert check["status"] == "passed", check
+        return
+    assert check["status"] == "failed" and check["unreachable"] is unreachable, check
+    assert expected in check["message"], check["message"]
+    assert 'sloth_severity="page"' not in check["message"]

@@ -8,7 +8,7 @@ The sandbox uses its own ports (23xxx) and state folder; every fault is restored
 from __future__ import annotations
 
 import json
-import time
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,10 +22,21 @@ import yaml
 
 from opsverify import sandbox
 from opsverify.drivers import alertmanager as am
-from tests.helpers import ROOT, opsverify, readiness, running_sandbox, sandbox_ports, write_profile
+from tests.helpers import (
+    ROOT,
+    config_rejected,
+    opsverify,
+    readiness,
+    rules_served,
+    running_sandbox,
+    sandbox_ports,
+    wait_until,
+    write_profile,
+)
 
 PORTS = sandbox_ports(23000)
-IDS = ("MON-003", "MON-004", "MON-005", "INC-001", "OPS-001")
+IDS = ("MON-002", "MON-003", "MON-004", "MON-005", "INC-001", "INC-002", "OPS-001")
+RULES = ROOT / "tests" / "data" / "rules"
 PROMETHEUS = f"http://127.0.0.1:{PORTS.prometheus}"
 ALERTMANAGER = f"http://127.0.0.1:{PORTS.alertmanager}"
 
@@ -42,10 +53,12 @@ def profile(settings: sandbox.Settings, tmp_path_factory: pytest.TempPathFactory
     return write_profile(settings, tmp_path_factory.mktemp("profile"))
 
 
-def run_checks(profile: Path, folder: Path) -> dict[tuple[str, str | None], dict[str, Any]]:
+def run_checks(
+    profile: Path, folder: Path, ids: tuple[str, ...] = IDS
+) -> dict[tuple[str, str | None], dict[str, Any]]:
     """Run this file's checks through the real CLI: (id, parameter) → check result."""
     outcome = opsverify(
-        "run", "--env", str(profile), "--run-dir", str(folder), "-k", " or ".join(IDS), cwd=ROOT
+        "run", "--env", str(profile), "--run-dir", str(folder), "-k", " or ".join(ids), cwd=ROOT
     )
     assert outcome.code in (0, 1), outcome.output
     return {(c["id"], c["parameter"]): c for c in readiness(folder)["checks"]}
@@ -56,23 +69,13 @@ def failed(results: dict[tuple[str, str | None], dict[str, Any]]) -> set[tuple[s
     return {key for key, c in results.items() if c["status"] == "failed"}
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.1)
-    return value
-
-
-def loaded_rules() -> dict[str, dict[str, Any]]:
-    groups = httpx.get(f"{PROMETHEUS}/api/v1/rules", timeout=5).json()["data"]["groups"]
-    return {r["name"]: r for g in groups for r in g["rules"]}
-
-
 def loaded_am_config() -> dict[str, Any]:
     status = httpx.get(f"{ALERTMANAGER}/api/v2/status", timeout=5).json()
     return yaml.safe_load(status["config"]["original"])
+
+
+def sandbox_rules(settings: sandbox.Settings) -> dict[str, Any]:
+    return yaml.safe_load((settings.layout().config_dir / "alert_rules.yml").read_text())
 
 
 @contextmanager
@@ -81,30 +84,12 @@ def rules_changed(
 ) -> Iterator[None]:
     """Edit alerting rules (by alert name) in the sandbox's rule file, reload Prometheus and
     wait until it serves them; undo after."""
-    path = settings.layout().config_dir / "alert_rules.yml"
-    original = path.read_text()
-
-    def annotations(text: str) -> dict[str, dict]:
-        rules = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
-        return {r["alert"]: r.get("annotations", {}) for r in rules if "alert" in r}
-
-    def serving(expected: dict[str, dict]) -> bool:
-        return {name: r["annotations"] for name, r in loaded_rules().items()} == expected
-
-    data = yaml.safe_load(original)
+    data = sandbox_rules(settings)
     for rule in (r for g in data["groups"] for r in g["rules"]):
         if rule.get("alert") in changes:
             changes[rule["alert"]](rule)
-    changed = yaml.safe_dump(data)
-    try:
-        path.write_text(changed)
-        sandbox.reload(settings, "prometheus")
-        wait_until(lambda: serving(annotations(changed)), "rules reloaded")
+    with rules_served(settings, yaml.safe_dump(data)):
         yield
-    finally:
-        path.write_text(original)
-        sandbox.reload(settings, "prometheus")
-        wait_until(lambda: serving(annotations(original)), "rules restored")
 
 
 @contextmanager
@@ -156,7 +141,7 @@ def expect_only(results: dict, **messages: str) -> None:
 
 
 SUBJECT = {"MON-003": "prometheus", "MON-004": "alertmanager", "MON-005": "alertmanager"}
-SUBJECT["OPS-001"] = "alertmanager"
+SUBJECT |= {"OPS-001": "alertmanager", "MON-002": "prometheus", "INC-002": "prometheus"}
 
 
 def test_rule_without_runbook_url_fails_mon_003(
@@ -164,7 +149,7 @@ def test_rule_without_runbook_url_fails_mon_003(
 ) -> None:
     with rules_changed(settings, {"CronosAIDown": lambda r: r["annotations"].pop("runbook_url")}):
         results = run_checks(profile, tmp_path / "run")
-    expect_only(results, MON_003="cronos-ai/CronosAIDown: no annotation runbook_url")
+    expect_only(results, MON_003="no annotation runbook_url: cronos-ai/CronosAIDown")
 
 
 def test_runbook_url_leading_nowhere_fails_mon_003(
@@ -315,3 +300,182 @@ def test_route_walk_follows_alertmanager_matching_rules() -> None:
     assert am.parse_duration("1d2h") == timedelta(hours=26)
     with pytest.raises(ValueError):
         am.parse_duration("2 hours")
+
+
+# --- issue 10: verdicts users can trust ------------------------------------------------------
+# Some rule files below fire alerts (kube-prometheus's Watchdog): these tests stay after the
+# healthy one, whose alert history of the last 24 h must be empty.
+
+
+def with_groups(settings: sandbox.Settings, *files: str) -> str:
+    """The sandbox's rule file with the groups of these rule files (tests/data/rules) added."""
+    data = sandbox_rules(settings)
+    for name in files:
+        data["groups"] += yaml.safe_load((RULES / name).read_text())["groups"]
+    return yaml.safe_dump(data)
+
+
+def test_deleted_required_alert_fails_mon_003(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    # An operator deletes the service-down rule and reloads: every rule left is well formed.
+    data = sandbox_rules(settings)
+    for group in data["groups"]:
+        group["rules"] = [r for r in group["rules"] if r.get("alert") != "CronosAIDown"]
+    with rules_served(settings, yaml.safe_dump(data)):
+        results = run_checks(profile, tmp_path / "run")
+    expect_only(results, MON_003="1 required alert: not loaded in Prometheus: CronosAIDown")
+    assert "(service down)" in results["MON-003", "prometheus"]["message"]
+    # Kept, but no longer paging: the severity the profile requires is gone.
+    with rules_changed(settings, {"CronosAIDown": lambda r: r["labels"].update(severity="info")}):
+        results = run_checks(profile, tmp_path / "run-2")
+    expect_only(
+        results,
+        MON_003="CronosAIDown (service down): label severity is 'info', expected 'critical'",
+    )
+
+
+def reload_time(url: str, component: str) -> str:
+    """When ``component`` last loaded its configuration, as the checks must report it."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    name = f"{component}_config_last_reload_success_timestamp_seconds"
+    [value] = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return datetime.fromtimestamp(float(value), UTC).isoformat(timespec="seconds")
+
+
+def test_rejected_rule_reload_fails_the_checks_that_read_prometheus(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    # An edit that does not parse: Prometheus keeps the old rules and says so only in its
+    # reload metric. The rules it serves are not the ones on disk.
+    path = settings.layout().config_dir / "alert_rules.yml"
+    broken = path.read_text().replace('up{job="cronos-ai"} == 0', 'up{job="cronos-ai"} ==')
+    assert broken != path.read_text()
+    with config_rejected(settings, "prometheus", "alert_rules.yml", broken):
+        loaded_at = reload_time(PROMETHEUS, "prometheus")
+        results = run_checks(profile, tmp_path / "run")
+    says = f"rejected its last configuration reload; it still runs the one loaded at {loaded_at}"
+    expect_only(results, MON_002=says, MON_003=says, INC_002=says)
+
+
+def test_rejected_alertmanager_reload_fails_the_checks_that_read_its_routes(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    # The critical route now names a receiver that does not exist: Alertmanager refuses the
+    # file and routes with the old tree, which still pages (MON-005 passes, rightly).
+    path = settings.layout().config_dir / "alertmanager.yml"
+    data = yaml.safe_load(path.read_text())
+    _critical_route(data["route"])["receiver"] = "pagerduty-critical"
+    with config_rejected(settings, "alertmanager", "alertmanager.yml", yaml.safe_dump(data)):
+        loaded_at = reload_time(ALERTMANAGER, "alertmanager")
+        results = run_checks(profile, tmp_path / "run")
+    says = f"rejected its last configuration reload; it still runs the one loaded at {loaded_at}"
+    levels = {f"INC_001__{level}": says for level in ("P1", "P2", "P3", "P4")}
+    expect_only(results, MON_004=says, **levels)
+
+
+def test_sloth_page_and_ticket_alerts_are_told_apart(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    # Sloth's output: one alert name twice, page and ticket. Only the ticket's runbook is
+    # broken, and only the ticket may be named.
+    data = yaml.safe_load(with_groups(settings, "sloth-cronos-ai.yaml"))
+    [alerts] = [g for g in data["groups"] if g["name"].startswith("sloth-slo-alerts-")]
+    ticket = alerts["rules"][1]
+    assert ticket["labels"]["sloth_severity"] == "ticket"
+    ticket["annotations"]["runbook_url"] = "runbooks/slo.md#ticket-alerts"
+    with rules_served(settings, yaml.safe_dump(data)):
+        results = run_checks(profile, tmp_path / "run", ("MON-003",))
+    check = results["MON-003", "prometheus"]
+    assert check["status"] == "failed" and not check["unreachable"], check
+    name = "sloth-slo-alerts-cronos-ai-requests-availability/CronosAIAvailabilityBudgetBurn"
+    assert f'{name}{{severity="slack",sloth_severity="ticket"}}' in check["message"], check
+    assert "has no section #ticket-alerts" in check["message"]
+    assert 'sloth_severity="page"' not in check["message"]
+    seen = json.loads((tmp_path / "run" / check["evidence"][0]).read_text())
+    sloth = [r for r in seen["rules"] if r["alert"] == "CronosAIAvailabilityBudgetBurn"]
+    assert sorted(r["rule"] for r in sloth) == [
+        f'{name}{{severity="pageteam",sloth_severity="page"}}',
+        f'{name}{{severity="slack",sloth_severity="ticket"}}',
+    ]
+    assert [bool(r["problems"]) for r in sloth] == [False, True]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_runbooks_this_runner_cannot_reach_are_unverifiable_not_missing(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    # kube-prometheus's rules link the runbooks site, whose name this runner cannot resolve;
+    # one more link points at a loopback port where nothing listens.
+    data = yaml.safe_load(with_groups(settings, "kube-prometheus.yaml"))
+    rules = {r["alert"]: r for g in data["groups"] for r in g["rules"] if "alert" in r}
+    refused = f"http://127.0.0.1:{closed_port()}"
+    rules["Watchdog"]["annotations"]["runbook_url"] = f"{refused}/runbooks/general/watchdog"
+    with rules_served(settings, yaml.safe_dump(data)):
+        results = run_checks(profile, tmp_path / "run", ("MON-003",))
+    check = results["MON-003", "prometheus"]
+    assert check["status"] == "failed" and check["unreachable"] is True, check
+    message = check["message"]
+    host = "runbooks.prometheus-operator.invalid"
+    assert f"12 alerts: runbook host {host} not reachable from this runner" in message, message
+    assert "first 10: general.rules/TargetDown; general.rules/InfoInhibitor;" in message
+    assert "all 12 in the evidence" in message
+    assert f"1 alert: runbook host {refused.removeprefix('http://')} not reachable" in message
+    assert "general.rules/Watchdog" in message
+    seen = json.loads((tmp_path / "run" / check["evidence"][0]).read_text())
+    assert sum(bool(r["problems"]) for r in seen["rules"]) == 13
+
+    # A runbook that is really missing beside them is a finding: the check fails as such,
+    # and says the rest could not be verified.
+    rules["TargetDown"]["annotations"]["runbook_url"] = "runbooks/targetdown.md"
+    with rules_served(settings, yaml.safe_dump(data)):
+        results = run_checks(profile, tmp_path / "run-2", ("MON-003",))
+    check = results["MON-003", "prometheus"]
+    assert check["status"] == "failed" and check["unreachable"] is False, check
+    assert check["message"].startswith("1 alert: runbook not found: general.rules/TargetDown")
+    assert f"11 alerts: runbook host {host} not reachable" in check["message"]
+
+
+def test_alert_severities_outside_the_incident_table_fail_inc_002(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    text = with_groups(
+        settings, "kube-prometheus.yaml", "awesome-prometheus-alerts.yaml", "sloth-cronos-ai.yaml"
+    )
+    with rules_served(settings, text):
+        results = run_checks(profile, tmp_path / "run", ("INC-002",))
+        check = results["INC-002", "prometheus"]
+        assert check["status"] == "failed", check
+        message = check["message"]
+        assert "2 alerts: severity 'none' maps to no incident level" in message, message
+        assert "general.rules/Watchdog; general.rules/InfoInhibitor" in message
+        sloth = "sloth-slo-alerts-cronos-ai-requests-availability/CronosAIAvailabilityBudgetBurn"
+        assert f"severity 'pageteam' maps to no incident level: {sloth}" in message
+        assert f"severity 'slack' maps to no incident level: {sloth}" in message
+        # critical, warning and info (awesome-prometheus-alerts, kube-prometheus) all map.
+        assert "HostOutOfDiskSpace" not in message and "TargetDown" not in message
+
+        # The table the team really works with: Sloth's page and ticket severities join
+        # P2 and P3, and the two pipeline alerts are declared as such.
+        severities = yaml.safe_load(profile.read_text())["incident"]["severities"]
+        severities[1]["matchers"]["severity"] = ["high", "pageteam"]
+        severities[2]["matchers"]["severity"] = ["warning", "slack"]
+        declared = write_profile(
+            settings,
+            tmp_path,
+            incident__severities=severities,
+            incident__pipeline_alerts=["Watchdog", "InfoInhibitor"],
+        )
+        results = run_checks(declared, tmp_path / "run-2", ("INC-002",))
+    check = results["INC-002", "prometheus"]
+    assert check["status"] == "passed", check
+    seen = json.loads((tmp_path / "run-2" / check["evidence"][0]).read_text())
+    levels = {r["rule"]: r["levels"] for r in seen["alerts"]}
+    assert levels[f'{sloth}{{severity="pageteam",sloth_severity="page"}}'] == ["P2"]
+    assert levels["general.rules/Watchdog"] == []
+    assert levels["HostAndPrometheus/HostOutOfDiskSpace"] == ["P1"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from opsverify import family, not_applicable
+from opsverify import family, message, not_applicable
 from opsverify.drivers import docs, http, openapi
 from opsverify.drivers import prometheus as prom
 
@@ -140,31 +140,23 @@ def test_every_alert_has_a_runbook(documentation, prometheus, evidence, pytestco
     # Relative runbook_urls are paths from the repository root (as for MON-003); they must
     # lead into the documentation set's runbooks folder.
     root = documentation.repository_root or pytestconfig.rootpath
-    timeout = prometheus.timeout.total_seconds()
-    alerts, problems = [], []
-    for group in prom.rule_groups(prometheus):
-        for rule in group["rules"]:
-            if rule["type"] != "alerting":
-                continue
-            url = (rule.get("annotations") or {}).get("runbook_url")
-            where = f"{group['name']}/{rule['name']}"
-            if not url:
-                problem = "no runbook_url annotation"
-            else:
-                problem = docs.runbook_problem(url, root, timeout, documentation.runbooks_dir)
-            alerts.append({"alert": where, "runbook_url": url, "problem": problem})
-            if problem:
-                problems.append(f"{where}: {problem}")
+    reload = prom.config_reload(prometheus)
+    rules = prom.alerting_rules(prom.rule_groups(prometheus))
+    reviews = docs.review_alert_rules(
+        rules, root, prometheus.timeout.total_seconds(), within=documentation.runbooks_dir
+    )
     evidence.json(
         "alert-runbooks",
         {
+            "config_reload": reload.describe(),
             "repository_root": str(root),
             "runbooks_dir": str(documentation.runbooks_dir),
-            "alerts": alerts,
+            "alerts": [review.describe() for review in reviews],
         },
     )
-    assert alerts, "Prometheus has no alerting rule loaded"
-    assert not problems, "; ".join(problems)
+    assert reload.successful, reload.problem
+    assert rules, "Prometheus has no alerting rule loaded"
+    message.conclude(docs.findings(reviews))
 
 
 @doc_check(

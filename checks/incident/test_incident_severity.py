@@ -1,8 +1,10 @@
 """Handbook › Incident Response › "Incident Severity Levels" (P1 15 min, P2 30 min, P3 2 h,
-P4 8 h) and "On-call engineer acknowledges within SLA"."""
+P4 8 h), "On-call engineer acknowledges within SLA" and "Alert fires in PagerDuty": every
+alert lands in a level, and every level is routed in time."""
 
-from opsverify import family
+from opsverify import family, message, not_applicable
 from opsverify.drivers import alertmanager as am
+from opsverify.drivers import prometheus as prom
 
 incident_check = family(
     category="incident",
@@ -23,22 +25,28 @@ def test_severity_level_routing(incident_severity, profile, evidence):
     assert alertmanager is not None, (
         "incident levels are configured but monitoring.alertmanager is not: nothing routes them"
     )
+    reload = am.config_reload(alertmanager)
     config = am.loaded_config(alertmanager)
-    matches = am.route_for(config, dict(level.matchers))
+    label_sets = level.label_sets()
+    routed = [(labels, match) for labels in label_sets for match in am.route_for(config, labels)]
     evidence.json(
         f"routing-{level.level}",
         {
+            "config_reload": reload.describe(),
             "level": level.level,
             "matchers": level.matchers,
             "respond_within": str(level.respond_within),
-            "routes_reached": [m.describe() for m in matches],
+            "routes_reached": [{"labels": labels, **m.describe()} for labels, m in routed],
         },
     )
+    assert reload.successful, reload.problem
     problems = []
-    for match in matches:
+    for labels, match in routed:
         where = " → ".join(match.path)
+        if len(label_sets) > 1:  # a list of values: each problem names its label set
+            where = f"{labels}: {where}"
         if match.is_root:
-            problems.append(f"no dedicated route: {level.matchers} falls through to the root route")
+            problems.append(f"no dedicated route: {labels} falls through to the root route")
         integrations = am.receiver_integrations(config, match.receiver)
         if not integrations:
             problems.append(f"{where}: receiver {match.receiver!r} notifies nobody")
@@ -54,3 +62,29 @@ def test_severity_level_routing(incident_severity, profile, evidence):
                 "in time"
             )
     assert not problems, f"{level.level}: " + "; ".join(problems)
+
+
+@incident_check(
+    "INC-002",
+    "Every alerting rule maps to an incident level (pipeline alerts such as Watchdog declared)",
+    severity="high",
+)
+def test_every_alert_maps_to_a_level(prometheus, profile, evidence):
+    if profile.incident is None or not profile.incident.severities:
+        not_applicable("no incident levels configured (incident.severities)")
+    incident = profile.incident
+    reload = prom.config_reload(prometheus)
+    rules = prom.alerting_rules(prom.rule_groups(prometheus))
+    rows, unmapped = prom.incident_levels(rules, incident.severities, incident.pipeline_alerts)
+    evidence.json(
+        "alert-levels",
+        {
+            "config_reload": reload.describe(),
+            "levels": [s.model_dump(mode="json") for s in incident.severities],
+            "pipeline_alerts": incident.pipeline_alerts,
+            "alerts": rows,
+        },
+    )
+    assert reload.successful, reload.problem
+    assert rules, "Prometheus has no alerting rule loaded"
+    message.conclude(unmapped)

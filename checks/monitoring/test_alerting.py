@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from opsverify import family, not_applicable
+from opsverify import family, message, not_applicable
 from opsverify.drivers import alertmanager as am
+from opsverify.drivers import docs
 from opsverify.drivers import prometheus as prom
-from opsverify.drivers.docs import runbook_problem as _runbook_problem
 
 alerting_check = family(
     category="monitoring",
@@ -26,53 +26,44 @@ DELIVERY_BOUND = timedelta(seconds=20)
 
 @alerting_check(
     "MON-003",
-    "Alert rules are loaded, and every alert has a severity, a summary and a runbook that exists",
+    "Alert rules are loaded, the required alerts among them, and every alert has a severity, a"
+    " summary and a runbook that exists",
     severity="high",
 )
 def test_alert_rules_configured(prometheus, evidence, pytestconfig):
     # A relative runbook_url is read from the repository root: the folder the run starts in,
     # where checks/ and runbooks/ live (also the base of every check's own runbook link).
     root = pytestconfig.rootpath
+    reload = prom.config_reload(prometheus)
     groups = prom.rule_groups(prometheus)
-    timeout = prometheus.timeout.total_seconds()
-    rules, problems = [], []
-    for group in groups:
-        for rule in group["rules"]:
-            if rule["type"] != "alerting":
-                continue
-            labels, annotations = rule.get("labels") or {}, rule.get("annotations") or {}
-            where = f"{group['name']}/{rule['name']}"
-            found = [] if labels.get("severity") else [f"{where}: no label severity"]
-            found += [
-                f"{where}: no annotation {name}"
-                for name in ("summary", "runbook_url")
-                if not annotations.get(name)
-            ]
-            url = annotations.get("runbook_url")
-            if url and (problem := _runbook_problem(url, root, timeout)):
-                found.append(f"{where}: runbook {problem}")
-            rules.append(
-                {
-                    "group": group["name"],
-                    "file": group.get("file"),
-                    "alert": rule["name"],
-                    "labels": labels,
-                    "annotations": annotations,
-                    "problems": found,
-                }
-            )
-            problems += found
+    rules = prom.alerting_rules(groups)
+    unmet = prom.unmet_requirements(rules, prometheus.required_alerts)
+    reviews = docs.review_alert_rules(
+        rules,
+        root,
+        prometheus.timeout.total_seconds(),
+        labels=("severity",),
+        annotations=("summary",),
+    )
     evidence.json(
         "alert-rules",
-        {"repository_root": str(root), "expected_groups": prometheus.rule_groups, "rules": rules},
+        {
+            "config_reload": reload.describe(),
+            "repository_root": str(root),
+            "expected_groups": prometheus.rule_groups,
+            "required_alerts": [r.model_dump() for r in prometheus.required_alerts],
+            "unmet_requirements": [f.describe() for f in unmet],
+            "rules": [review.describe() for review in reviews],
+        },
     )
+    assert reload.successful, reload.problem
     loaded = {g["name"] for g in groups}
     missing = [g for g in prometheus.rule_groups if g not in loaded]
     assert not missing, (
         f"rule groups not loaded in Prometheus: {missing} (loaded: {sorted(loaded)})"
     )
     assert rules, "Prometheus has no alerting rule loaded"
-    assert not problems, "; ".join(problems)
+    message.conclude(unmet + docs.findings(reviews))
 
 
 @alerting_check(
@@ -83,12 +74,14 @@ def test_alert_rules_configured(prometheus, evidence, pytestconfig):
 def test_critical_alerts_page(alertmanager, evidence):
     if not alertmanager.paging_receiver:
         not_applicable("no paging receiver configured (monitoring.alertmanager.paging_receiver)")
+    reload = am.config_reload(alertmanager)
     config = am.loaded_config(alertmanager)
     matches = am.route_for(config, {"alertname": "OpsverifyRouteProbe", **CRITICAL})
     integrations = am.receiver_integrations(config, alertmanager.paging_receiver)
     evidence.json(
         "critical-routing",
         {
+            "config_reload": reload.describe(),
             "alert_labels": CRITICAL,
             "paging_receiver": alertmanager.paging_receiver,
             "paging_receiver_integrations": integrations,
@@ -96,6 +89,7 @@ def test_critical_alerts_page(alertmanager, evidence):
             "route_tree": config["route"],
         },
     )
+    assert reload.successful, reload.problem
     reached = [m.receiver for m in matches]
     assert alertmanager.paging_receiver in reached, (
         f"a severity=critical alert is routed to {reached}, "

@@ -6,7 +6,7 @@ be deployed is read from Grafana's API: it must be there, equal its repository f
 repository has one) and its panels must return series. Without a Grafana, the repository's
 dashboard files are checked the same way."""
 
-from opsverify import check
+from opsverify import check, message
 from opsverify.drivers import grafana
 from opsverify.drivers import prometheus as prom
 from opsverify.profile import DeployedDashboard
@@ -48,10 +48,12 @@ def test_dashboard_panels_return_data(dashboard, profile, evidence):
             }
         )
         if error:
-            broken.append(f"{query.panel} [{query.ref}]: {error}")
+            broken.append(f"{query.panel} [{query.ref}]: {error}: {promql}")
     evidence.json("panels", {"dashboard": board["title"], "uid": board["uid"], "queries": rows})
     assert rows, f"{board['title']}: no panel queries Prometheus"
-    assert not broken, f"{board['title']}: {len(broken)} of {len(rows)} queries fail: {broken}"
+    assert not broken, f"{board['title']}: " + message.listing(
+        broken, f"of {len(rows)} queries fail"
+    )
 
 
 def deployed_as_in_repository(dashboard: DeployedDashboard, server, evidence) -> dict:

@@ -31,8 +31,11 @@ def test_cronos_ai_up(metrics_endpoint, answer):
     severity="critical",
 )
 def test_scrape_targets_up(prometheus, evidence):
+    reload = prom.config_reload(prometheus)
     targets = prom.target_health(prometheus)
     evidence.json("targets", targets)
+    evidence.json("config-reload", reload.describe())
+    assert reload.successful, reload.problem
     missing = sorted(set(prometheus.expected_jobs) - {t["job"] for t in targets})
     down = [
         f"{t['job']}/{t['instance']}: {t['last_error'] or t['health']}"

@@ -8,7 +8,9 @@ long list states its count and where the rest is, never stopping mid-item with n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from opsverify.check import unreachable
 from opsverify.evidence import REDACTOR
 
 LIMIT = 2000  # characters of a check's message in the reports
@@ -55,3 +57,44 @@ def listing(items: Sequence[str], noun: str, cause: str = "", first: int = FIRST
         + "; ".join(items[:first])
         + f"; all {len(items)} in the evidence"
     )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem a check found about one ``item`` (an alert, a query): messages group the
+    findings of one ``cause`` and count them. An ``unreachable`` one says only that this
+    runner could not tell ("cannot verify from here")."""
+
+    noun: str  # what the item is, singular: "alert", "required alert"
+    cause: str
+    item: str
+    unreachable: bool = False
+
+    def describe(self) -> dict[str, str | bool]:
+        return {"cause": self.cause, "item": self.item, "unreachable": self.unreachable}
+
+
+def grouped(findings: Sequence[Finding]) -> str:
+    """``2 alerts: no annotation summary: a; b | 39 alerts: runbook host … not reachable from
+    this runner; first 10: …; all 39 in the evidence``: one counted list per cause, the
+    findings before what could not be verified."""
+    groups: dict[tuple[bool, str, str], list[str]] = {}
+    for finding in findings:
+        groups.setdefault((finding.unreachable, finding.noun, finding.cause), []).append(
+            finding.item
+        )
+    return " | ".join(
+        listing(items, noun if len(items) == 1 else f"{noun}s", cause)
+        for (_, noun, cause), items in sorted(groups.items(), key=lambda group: group[0][0])
+    )
+
+
+def conclude(findings: Sequence[Finding]) -> None:
+    """Fail the running check with its findings grouped by cause; when every one of them only
+    says this runner could not tell, fail it as unreachable. Nothing found: return."""
+    if not findings:
+        return
+    text = grouped(findings)
+    if all(finding.unreachable for finding in findings):
+        unreachable(text)
+    raise AssertionError(text)

@@ -283,11 +283,22 @@ class Security(Model):
     scan_paths: list[Path] = []  # folders scanned for plaintext secrets
 
 
+class RequiredAlert(Model):
+    """An alert the handbook needs (MON-003): a loaded alerting rule of this name, carrying
+    these labels and with these fragments in its expression (whitespace aside)."""
+
+    alert: Annotated[str, Field(pattern=r"^[A-Za-z_:][A-Za-z0-9_:]*$")]
+    purpose: str = ""  # what it watches, for messages: "service down"
+    labels: dict[str, str] = {}
+    expr_contains: list[str] = []
+
+
 class Prometheus(Model):
     url: Url
     timeout: Duration = timedelta(seconds=10)
     expected_jobs: list[str] = []
     rule_groups: list[str] = []  # alert rule groups that must be loaded
+    required_alerts: list[RequiredAlert] = []
 
 
 class Alertmanager(Model):
@@ -299,14 +310,33 @@ class Alertmanager(Model):
     delivery_probe: Url | None = None
 
 
+OneOrMore = Annotated[
+    list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v), Field(min_length=1)
+]
+
+
 class IncidentSeverity(Model):
     level: Literal["P1", "P2", "P3", "P4"]
-    matchers: dict[str, str] = Field(min_length=1)  # labels of the alerts of this level
+    # Labels of the alerts of this level; a list accepts any of its values.
+    matchers: dict[str, OneOrMore] = Field(min_length=1)
     respond_within: Duration
+
+    def label_sets(self) -> list[dict[str, str]]:
+        """Every label set an alert of this level may carry (one per combination of values)."""
+        sets: list[dict[str, str]] = [{}]
+        for name, values in self.matchers.items():
+            sets = [{**labels, name: value} for labels in sets for value in values]
+        return sets
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return any(all(labels.get(k) == v for k, v in s.items()) for s in self.label_sets())
 
 
 class Incident(Model):
     severities: list[IncidentSeverity] = []
+    # Alerts of the alerting pipeline itself, at no incident level (INC-002): kube-prometheus's
+    # Watchdog (always firing, a dead man's switch) and InfoInhibitor.
+    pipeline_alerts: list[str] = []
 
 
 def _distinct(values: list[str]) -> list[str]:

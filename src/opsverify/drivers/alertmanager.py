@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
+from opsverify.drivers.prometheus import ConfigReload, config_reload_of
 from opsverify.profile import Alertmanager
 
 # Alertmanager's own defaults for a route that sets none (dispatch.DefaultRouteOpts).
@@ -44,6 +45,13 @@ def status(alertmanager: Alertmanager) -> dict[str, Any]:
 def loaded_config(alertmanager: Alertmanager) -> dict[str, Any]:
     """The configuration Alertmanager runs with (secrets already masked by Alertmanager)."""
     return yaml.safe_load(status(alertmanager)["config"]["original"])
+
+
+def config_reload(alertmanager: Alertmanager) -> ConfigReload:
+    """Whether Alertmanager routes with the configuration on its disk (a refused reload
+    leaves the previous one running)."""
+    timeout = alertmanager.timeout.total_seconds()
+    return config_reload_of(str(alertmanager.url), "alertmanager", timeout)
 
 
 def alerts(alertmanager: Alertmanager) -> list[dict[str, Any]]:

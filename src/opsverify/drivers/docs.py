@@ -1,9 +1,11 @@
-"""Documentation driver: Markdown headings and anchors, runbook links, review dates, and the DR
-objectives a document states. OpenAPI documents: drivers/openapi.py."""
+"""Documentation driver: Markdown headings and anchors, runbook links (and each alerting
+rule's), review dates, and the DR objectives a document states. OpenAPI documents:
+drivers/openapi.py."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
+
+from opsverify.drivers.prometheus import AlertingRule
+from opsverify.message import Finding
 
 
 class DocError(Exception):
@@ -37,36 +42,143 @@ def headings(text: str) -> list[str]:
     return found
 
 
-def runbook_problem(url: str, root: Path, timeout: float, within: Path | None = None) -> str | None:
+@dataclass(frozen=True)
+class RunbookProblem:
+    """Why a runbook_url does not lead to a runbook (``cause`` groups it in messages), or why
+    this runner cannot tell (``unreachable``: a host it cannot resolve, reach or log in to)."""
+
+    cause: str
+    detail: str
+    unreachable: bool = False
+    host_down: bool = False  # no answer from its host at all: its other URLs need no try
+
+
+RUNBOOK_NOT_FOUND = "runbook not found"
+
+
+def _not_reached(exc: httpx.TransportError) -> str:
+    text = str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    if "name resolution" in text or "not known" in text or "No address" in text:
+        return "name not resolved"
+    if "refused" in text:
+        return "connection refused"
+    return type(exc).__name__
+
+
+def _fetched_problem(url: str, timeout: float) -> RunbookProblem | None:
+    host = urlsplit(url).netloc
+    try:
+        response = httpx.get(url, timeout=timeout, follow_redirects=True)
+    except httpx.TransportError as exc:
+        if "SSL" in str(exc) or "CERTIFICATE" in str(exc):  # it answered: its TLS is the finding
+            return RunbookProblem("runbook host fails TLS verification", f"{url}: {exc}")
+        cause = f"runbook host {host} not reachable from this runner ({_not_reached(exc)})"
+        return RunbookProblem(cause, url, unreachable=True, host_down=True)
+    except httpx.HTTPError as exc:  # too many redirects, say
+        return RunbookProblem(
+            "runbook URL cannot be fetched", f"{url}: {type(exc).__name__}: {exc}"
+        )
+    status = response.status_code
+    if status == 200:
+        return None
+    if status in (401, 403, 407):  # behind a login this runner does not have
+        cause = f"runbook host {host} refuses this runner ({status})"
+        return RunbookProblem(cause, url, unreachable=True)
+    cause = RUNBOOK_NOT_FOUND if status in (404, 410) else "runbook URL answers an error"
+    return RunbookProblem(cause, f"{url} answered {status}")
+
+
+def runbook_problem(
+    url: str, root: Path, timeout: float, within: Path | None = None
+) -> RunbookProblem | None:
     """Why ``url`` (an alert's runbook_url) does not lead to a runbook, or None when it does.
 
-    An http(s) URL must answer 200; anything else is a path relative to ``root`` (the
-    repository) that must name an existing file inside ``within`` (default: ``root``), and
-    for Markdown, its ``#anchor`` must be one of the file's headings.
+    An http(s) URL must answer 200 (404 and 410 say the runbook is missing; a host this
+    runner cannot resolve, reach or log in to is unreachable, not missing); anything else is
+    a path relative to ``root`` (the repository) that must name an existing file inside
+    ``within`` (default: ``root``), and for Markdown, its ``#anchor`` must be one of the
+    file's headings.
     """
     if urlsplit(url).scheme in ("http", "https"):
-        try:
-            response = httpx.get(url, timeout=timeout, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            return f"{url} cannot be fetched: {type(exc).__name__}: {exc}"
-        return None if response.status_code == 200 else f"{url} answered {response.status_code}"
+        return _fetched_problem(url, timeout)
     if urlsplit(url).scheme:
-        return f"{url}: expected an http(s) URL or a path relative to the repository"
+        return RunbookProblem(
+            "runbook_url not usable", f"{url}: expected an http(s) URL or a repository path"
+        )
     path, _, anchor = url.partition("#")
     file = (root / path).resolve()
     if not file.is_relative_to(root.resolve()):
-        return f"{url} leaves the repository"
+        return RunbookProblem("runbook_url not usable", f"{url} leaves the repository")
     if within is not None and not file.is_relative_to(within.resolve()):
-        return f"{url} is not in the runbooks folder {within}"
+        return RunbookProblem(
+            "runbook_url not usable", f"{url} is not in the runbooks folder {within}"
+        )
     if not file.is_file():
-        return f"{url}: no file {path} in {root}"
+        return RunbookProblem(RUNBOOK_NOT_FOUND, f"{url}: no file {path} in {root}")
     if (
         anchor
         and file.suffix == ".md"
         and anchor not in {slug(h) for h in headings(file.read_text())}
     ):
-        return f"{url}: {path} has no section #{anchor}"
+        return RunbookProblem(RUNBOOK_NOT_FOUND, f"{url}: {path} has no section #{anchor}")
     return None
+
+
+@dataclass(frozen=True)
+class RuleReview:
+    """An alerting rule and what is wrong with it."""
+
+    rule: AlertingRule
+    findings: list[Finding]
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.rule.describe(), "problems": [f.describe() for f in self.findings]}
+
+
+def review_alert_rules(
+    rules: list[AlertingRule],
+    root: Path,
+    timeout: float,
+    *,
+    within: Path | None = None,
+    labels: tuple[str, ...] = (),
+    annotations: tuple[str, ...] = (),
+) -> list[RuleReview]:
+    """Each alerting rule with what it lacks (these ``labels``, these ``annotations`` and a
+    runbook_url) and why its runbook_url leads to no runbook (see ``runbook_problem``). Each
+    URL is followed once, and none more on a host this runner has found unreachable."""
+    seen: dict[str, RunbookProblem | None] = {}
+    lost: dict[str, RunbookProblem] = {}  # host → why it could not be reached
+    reviews = []
+    for rule in rules:
+        found = [
+            Finding("alert", f"no label {n}", rule.rule) for n in labels if not rule.labels.get(n)
+        ]
+        found += [
+            Finding("alert", f"no annotation {n}", rule.rule)
+            for n in (*annotations, "runbook_url")
+            if not rule.annotations.get(n)
+        ]
+        url = rule.annotations.get("runbook_url")
+        if url and url not in seen:
+            host = urlsplit(url).netloc
+            seen[url] = (
+                lost.get(host) if host in lost else runbook_problem(url, root, timeout, within)
+            )
+            if seen[url] is not None and seen[url].host_down:
+                lost[host] = seen[url]
+        if url and (problem := seen[url]):
+            item = rule.rule if problem.unreachable else f"{rule.rule}: {problem.detail}"
+            found.append(Finding("alert", problem.cause, item, problem.unreachable))
+        reviews.append(RuleReview(rule, found))
+    return reviews
+
+
+def findings(reviews: list[RuleReview]) -> list[Finding]:
+    """Every finding of every rule, in the rules' order."""
+    return [finding for review in reviews for finding in review.findings]
 
 
 # --- review dates -------------------------------------------------------------------------
