@@ -81,7 +81,11 @@ def traffic(client: httpx.Client, count: int, workers: int = 1) -> list[int]:
 SERVICE = "cronos-ai"
 HEALTHY = {
     **{f"SLO-00{i}[{SERVICE}]": "passed" for i in range(1, 6)},
-    **{f"SLO-00{i}[requests-{o}]": "passed" for i in (6, 7) for o in ("availability", "latency")},
+    **{
+        f"SLO-00{i}[{SERVICE}/requests-{o}]": "passed"
+        for i in (6, 7)
+        for o in ("availability", "latency")
+    },
 }
 
 
@@ -102,9 +106,11 @@ def test_a_healthy_sandbox_meets_every_slo_with_its_queries_as_evidence(
     assert up["promql"] == 'avg(avg_over_time(up{job="cronos-ai"}[15m]))'
     assert found[f"SLO-002[{SERVICE}]"]["figures"]["p95_ms"] < 100
     assert found[f"SLO-005[{SERVICE}]"]["figures"]["peak_rps"] > 0.1
-    budget = evidence(tmp_path / "run", found["SLO-006[requests-availability]"], "budget")
+    budget = evidence(
+        tmp_path / "run", found[f"SLO-006[{SERVICE}/requests-availability]"], "budget"
+    )
     assert budget["budget_remaining_percent"] == 100 and budget["sli_percent"] == 100
-    table = evidence(tmp_path / "run", found["SLO-007[requests-latency]"], "burn_rates")
+    table = evidence(tmp_path / "run", found[f"SLO-007[{SERVICE}/requests-latency]"], "burn_rates")
     assert [(p["long_window"], p["short_window"], p["factor"]) for p in table["pairs"]] == [
         ("1h", "5m", 14.4),
         ("6h", "30m", 6),
@@ -131,8 +137,8 @@ def test_stopped_database_fails_availability_error_rate_and_the_availability_bud
         **HEALTHY,
         f"SLO-001[{SERVICE}]": "failed",
         f"SLO-004[{SERVICE}]": "failed",
-        "SLO-006[requests-availability]": "failed",
-        "SLO-007[requests-availability]": "failed",
+        f"SLO-006[{SERVICE}/requests-availability]": "failed",
+        f"SLO-007[{SERVICE}/requests-availability]": "failed",
     }
     # 100 answers of 503 among them and some 200s: the healthy test's, Prometheus's scrapes.
     availability = found[f"SLO-001[{SERVICE}]"]
@@ -141,8 +147,8 @@ def test_stopped_database_fails_availability_error_rate_and_the_availability_bud
     assert f"availability {served:.3f}% (" in availability["message"]
     assert "5xx of" in availability["message"] and "above 99.9%" in availability["message"]
     assert found[f"SLO-004[{SERVICE}]"]["figures"]["error_rate_percent"] > 25
-    assert "error budget exhausted" in found["SLO-006[requests-availability]"]["message"]
-    assert "1h/5m at" in found["SLO-007[requests-availability]"]["message"]
+    assert "error budget exhausted" in found[f"SLO-006[{SERVICE}/requests-availability]"]["message"]
+    assert "1h/5m at" in found[f"SLO-007[{SERVICE}/requests-availability]"]["message"]
 
 
 def test_injected_latency_fails_p95_and_p99_with_the_measured_figure(
@@ -194,7 +200,12 @@ def test_an_sli_over_series_without_samples_fails_never_passes(
         "SLO-007[nowhere]": "failed",
     }
     for check in found.values():
-        assert check["message"].startswith("no samples over "), check
+        # What was asked, over which window, in words: never "… is None".
+        assert check["message"].startswith("no "), check
+        assert 'route="/nowhere"' in check["message"], check
+        assert "over the last " in check["message"], check
+        assert "the series does not exist or had no samples" in check["message"], check
+        assert "None" not in check["message"], check
         assert evidence(tmp_path / "run", check, "queries")  # what was asked, and got nothing
 
 

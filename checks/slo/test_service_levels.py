@@ -143,13 +143,13 @@ def test_error_budget(prometheus, slo_objective, evidence):
         ratio = slo.error_ratio(reader, slo.indicator(slo_objective), slo_objective.window)
     budget = slo.Budget(slo_objective.objective, ratio.error_ratio)
     figures = budget.as_json()
-    evidence.json("budget", {"objective": slo_objective.name, **figures})
+    evidence.json("budget", {"objective": slo_objective.key, **figures})
     evidence.measure(
         sli_percent=figures["sli_percent"],
         budget_remaining_percent=figures["budget_remaining_percent"],
     )
     assert budget.remaining > 0, (
-        f"{slo_objective.name}: error budget exhausted, {100 * budget.spent:.0f}% spent:"
+        f"{slo_objective.key}: error budget exhausted, {100 * budget.spent:.0f}% spent:"
         f" SLI {figures['sli_percent']:.3f}% over {span(ratio.window)}, the objective is"
         f" {slo_objective.objective:g}%"
     )
@@ -160,7 +160,7 @@ def test_burn_rate(prometheus, slo_objective, evidence):
     with measuring(prometheus, evidence) as reader:
         pairs, empty = slo.burn_rates(reader, slo_objective)
         table = [pair.as_json() for pair in pairs]
-        evidence.json("burn_rates", {"objective": slo_objective.name, "pairs": table})
+        evidence.json("burn_rates", {"objective": slo_objective.key, "pairs": table})
         burns = [(p.long, p.long_burn) for p in pairs] + [(p.short, p.short_burn) for p in pairs]
         evidence.measure(**{f"burn_{span(window)}": burn for window, burn in burns})
         if empty:
@@ -171,4 +171,4 @@ def test_burn_rate(prometheus, slo_objective, evidence):
         for row in table
         if row["burning"]
     ]
-    assert not burning, f"{slo_objective.name} burns its error budget: {'; '.join(burning)}"
+    assert not burning, f"{slo_objective.key} burns its error budget: {'; '.join(burning)}"
