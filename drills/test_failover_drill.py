@@ -35,15 +35,6 @@ def test_failover_drill(profile, evidence):
     except (drill.DrillError, RepositoryError, PostgresError) as exc:
         outcome.problems.insert(0, f"the drill stopped: {exc}")
     finally:
-        if outcome.probe is not None:
-            evidence.json("probe", outcome.probe)
-        drill.keep(
-            outcome,
-            profile,
-            evidence,
-            failed_step=outcome.failed_step,
-            failback_s=outcome.failback and round(outcome.failback.total_seconds(), 3),
-            probe_p95_ms=outcome.probe_p95_ms and round(outcome.probe_p95_ms, 3),
-        )
+        failover.keep(outcome, profile, evidence)
     problems = drill.shortfalls(outcome, profile)
     assert not problems, "; ".join(problems)

@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -47,6 +47,8 @@ from prometheus_client.utils import floatToGoString
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from opsverify.history import DeclaredWindow
+from opsverify.message import listing
 from opsverify.profile import (
     METRIC_NAME,
     SELECTOR,
@@ -248,12 +250,6 @@ def quantile(reader: Reader, metrics: SliMetrics, q: float, window: timedelta) -
     return reader.single(promql, window, "request durations recorded")
 
 
-def uptime(reader: Reader, targets: str, window: timedelta) -> float:
-    """The share of successful scrapes of the service's targets over the window (0..1)."""
-    promql = f"avg(avg_over_time({series('up', targets)}[{promql_duration(window)}]))"
-    return reader.single(promql, window, "scrapes recorded")
-
-
 def peak_interval(window: timedelta) -> timedelta:
     """What a throughput peak is averaged over: 1/1440 of the window, at least a minute
     (30d: 30 minutes, 1d and shorter: 1 minute)."""
@@ -273,6 +269,198 @@ def peak_rate(reader: Reader, metrics: SliMetrics, window: timedelta) -> float:
         f" or {rate}"
     )
     return reader.single(promql, window, "successful answers counted")
+
+
+# --- availability: what users saw -------------------------------------------------------------
+
+Spans = list[tuple[datetime, datetime]]
+
+
+def _union(spans: Iterable[tuple[datetime, datetime]], start: datetime, end: datetime) -> Spans:
+    """The parts of ``spans`` within start..end, overlaps merged, in order."""
+    merged: Spans = []
+    for a, b in sorted((max(a, start), min(b, end)) for a, b in spans):
+        if b - a < _SHORTEST:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _gaps(spans: Spans, start: datetime, end: datetime) -> Spans:
+    """The parts of start..end outside ``spans`` (merged, in order)."""
+    found, at = [], start
+    for a, b in [*spans, (end, end)]:
+        if a - at >= _SHORTEST:
+            found.append((at, a))
+        at = max(at, b)
+    return found
+
+
+def _length(spans: Spans) -> timedelta:
+    return sum((b - a for a, b in spans), timedelta(0))
+
+
+_SHORTEST = timedelta(milliseconds=1)  # the finest range PromQL takes
+
+
+@dataclass(frozen=True)
+class Uptime:
+    """How much of the window users could reach the service. Outside the windows activities
+    declared (a drill, a chaos experiment: see opsverify.history), the share of failed scrapes
+    of the service's targets stands for the time it was down; inside them, the targets were
+    stopped on purpose and the outages the activity measured through the load balancer count
+    instead."""
+
+    window: timedelta
+    scrapes: float  # of the targets, outside declared windows
+    failed: float
+    excluded_scrapes: float  # inside declared windows: not counted
+    excluded_failed: float
+    declared: timedelta  # the part of the window inside declared windows
+    outage: timedelta  # measured through the load balancer, within the window
+    windows: tuple[DeclaredWindow, ...] = ()
+
+    @property
+    def targets_down(self) -> timedelta:
+        if not self.scrapes:
+            return timedelta(0)
+        return (self.window - self.declared) * (self.failed / self.scrapes)
+
+    @property
+    def down(self) -> timedelta:
+        return self.targets_down + self.outage
+
+    @property
+    def share(self) -> float:
+        return max(0.0, 1 - self.down / self.window)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "uptime_percent": 100 * self.share,
+            "window_s": self.window.total_seconds(),
+            "scrapes": self.scrapes,
+            "failed_scrapes": self.failed,
+            "targets_down_s": self.targets_down.total_seconds(),
+            "declared_s": self.declared.total_seconds(),
+            "excluded_scrapes": self.excluded_scrapes,
+            "excluded_failed_scrapes": self.excluded_failed,
+            "outage_s": self.outage.total_seconds(),
+            "down_s": self.down.total_seconds(),
+            "declared": [_declared(w) for w in self.windows],
+        }
+
+    def explain(self) -> list[str]:
+        """What cost uptime, in words (nothing when nothing did)."""
+        found = []
+        if self.failed:
+            found.append(
+                f"{self.failed:.0f} failed scrapes of the service's targets outside declared"
+                f" windows (of {self.scrapes:.0f}: {self.targets_down.total_seconds():.1f} s down)"
+            )
+        if self.outage:
+            who = list(dict.fromkeys(_who(w) for w in self.windows if w.outages))
+            found.append(
+                f"{self.outage.total_seconds():.1f} s of outage through the load balancer during "
+                + (who[0] if len(who) == 1 else listing(who, "activities"))
+            )
+        if self.excluded_failed:
+            found.append(
+                f"{self.excluded_failed:.0f} failed scrapes inside declared windows not counted"
+            )
+        return found
+
+
+def _who(window: DeclaredWindow) -> str:
+    record = window.record
+    return f"{record.check} (run {record.run})" if record else "a declared window"
+
+
+def _declared(window: DeclaredWindow) -> dict[str, Any]:
+    record = window.record
+    found = (
+        {"check": record.check, "run": record.run, "activity": record.activity} if record else {}
+    )
+    return {**found, **window.to_dict()}
+
+
+def uptime(
+    reader: Reader,
+    targets: str,
+    window: timedelta,
+    declared: Sequence[DeclaredWindow] = (),
+    now: datetime | None = None,
+) -> Uptime:
+    """Uptime over the window ending ``now``, around the ``declared`` windows. The scrapes are
+    counted over each part of the window with PromQL's ``@``, all in one query."""
+    now = now or datetime.now(UTC)
+    start = now - window
+    inside = _union(((w.span.start, w.span.end) for w in declared), start, now)
+    outages = _union(((o.start, o.end) for w in declared for o in w.outages), start, now)
+    up = series("up", targets)
+
+    def over(spans: Spans, function: str) -> str:
+        terms = [
+            f"(sum({function}({up}[{promql_duration(b - a)}] @ {b.timestamp():.3f})) or vector(0))"
+            for a, b in spans
+        ]
+        return " + ".join(terms) or "vector(0)"
+
+    outside = _gaps(inside, start, now)
+    parts = {"up": "sum_over_time", "scrapes": "count_over_time"}
+    counts = reader.totals(
+        {
+            **{name: over(outside, function) for name, function in parts.items()},
+            **{f"excluded_{name}": over(inside, function) for name, function in parts.items()},
+        }
+    )
+    scrapes, excluded = counts.get("scrapes", 0.0), counts.get("excluded_scrapes", 0.0)
+    if not scrapes + excluded:
+        raise NoSamples.of(
+            "scrapes recorded", f"count_over_time({up}[{promql_duration(window)}])", window
+        )
+    return Uptime(
+        window=window,
+        scrapes=scrapes,
+        failed=scrapes - counts.get("up", 0.0),
+        excluded_scrapes=excluded,
+        excluded_failed=excluded - counts.get("excluded_up", 0.0),
+        declared=_length(inside),
+        outage=_length(outages),
+        windows=tuple(w for w in declared if w.span.end > start and w.span.start < now),
+    )
+
+
+def counted(ratio: Ratio) -> str:
+    return f"{ratio.bad:.0f} 5xx of {ratio.total:.0f} requests in {promql_duration(ratio.window)}"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What users saw (SLO-001): the share of requests answered without a 5xx, times the
+    share of the window they could reach the service (uptime, when the profile names the
+    service's scrape targets)."""
+
+    ratio: Ratio
+    uptime: Uptime | None
+
+    @property
+    def share(self) -> float:
+        return (1 - self.ratio.error_ratio) * (self.uptime.share if self.uptime else 1.0)
+
+    def explain(self) -> str:
+        return "; ".join([counted(self.ratio), *(self.uptime.explain() if self.uptime else [])])
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "availability_percent": 100 * self.share,
+            "served_percent": 100 * (1 - self.ratio.error_ratio),
+            "requests": self.ratio.total,
+            "5xx": self.ratio.bad,
+            "uptime": self.uptime.as_json() if self.uptime else None,
+        }
 
 
 # --- error budgets and burn rates ------------------------------------------------------------
