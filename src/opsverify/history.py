@@ -112,9 +112,6 @@ class DeclaredWindow:
         outages = tuple(Span.from_dict(o) for o in data.get("outages", []))
         return cls(Span.from_dict(data), outages, data.get("measured_at", ""), record)
 
-    def without_record(self) -> DeclaredWindow:
-        return DeclaredWindow(self.span, self.outages, self.measured_at)
-
 
 @dataclass(frozen=True)
 class History:

@@ -39,7 +39,6 @@ class Watch:
 
     def __init__(self, url: str, ca_file: Path | None, since: datetime) -> None:
         self.url, self.ca_file, self.since = url, ca_file, since
-        self.asked = 0
         self._outages: list[Span] = []
         self._down_since: datetime | None = since  # broken on purpose: down until healthy
         self._last_healthy: datetime | None = None
@@ -76,7 +75,6 @@ class Watch:
         with httpx.Client(verify=http.tls_context(self.ca_file), timeout=ASK_TIMEOUT_S) as client:
             while not self._stopping.is_set() and time.monotonic() < deadline:
                 healthy, _ = ask(client, self.url)
-                self.asked += 1
                 self._observe(datetime.now(UTC), healthy)
                 self._stopping.wait(POLL_S)
 
