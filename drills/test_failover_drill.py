@@ -36,16 +36,6 @@ def test_failover_drill(profile, evidence):
         # After what failback left behind, which is said first.
         outcome.problems.insert(bool(outcome.left_behind), f"the drill stopped: {exc}")
     finally:
-        if outcome.probe is not None:
-            evidence.json("probe", outcome.probe)
-        drill.keep(
-            outcome,
-            profile,
-            evidence,
-            failed_step=outcome.failed_step,
-            failback_incomplete=outcome.left_behind,
-            failback_s=outcome.failback and round(outcome.failback.total_seconds(), 3),
-            probe_p95_ms=outcome.probe_p95_ms and round(outcome.probe_p95_ms, 3),
-        )
+        failover.keep(outcome, profile, evidence)
     problems = drill.shortfalls(outcome, profile)
     assert not problems, "; ".join(problems)

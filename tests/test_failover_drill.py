@@ -8,12 +8,14 @@ failback still leaves the primary serving and nothing of the DR site behind.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import pytest
 
 from opsverify import profile as profiles
 from opsverify import sandbox
+from opsverify.history import WINDOW_KEY, DeclaredWindow, History
 from tests.helpers import OPSVERIFY, ROOT, opsverify, readiness, running_sandbox, write_profile
 
 # The drill's steps on a sandbox, as its evidence lists them, when every step goes well.
@@ -54,9 +57,22 @@ def settings() -> Iterator[sandbox.Settings]:
 def profile(settings: sandbox.Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sandbox with a full backup taken now, for the DR site to be restored from."""
     path = write_profile(settings, tmp_path_factory.mktemp("profile"))
-    made = opsverify("backup", "create", "--env", str(path))
-    assert made.code == 0, made.output
+    full_backup(path)
     return path
+
+
+def full_backup(profile: Path) -> None:
+    made = opsverify("backup", "create", "--env", str(profile))
+    assert made.code == 0, made.output
+
+
+@pytest.fixture
+def backed_up_after(profile: Path) -> Iterator[Path]:
+    """For a test whose drill crashes PostgreSQL: that loses the WAL being written, where a
+    later drill's recovery from an older base backup would stop. A full backup taken after
+    the test leaves the module's next drill its own disaster to recover to."""
+    yield profile
+    full_backup(profile)
 
 
 def drill_run(profile: Path, folder: Path) -> dict:
@@ -87,6 +103,112 @@ def assert_primary_serves_alone(settings: sandbox.Settings, profile: Path) -> No
         ["pgrep", "-f", str(scratch)], capture_output=True, text=True, timeout=10, check=False
     )
     assert leftovers.stdout == ""  # no DR PostgreSQL left running
+
+
+def slo_run(profile: Path, folder: Path) -> dict:
+    """SLO-001 alone; its history is the folder's parent's (with the drills run there)."""
+    outcome = opsverify("run", "--env", str(profile), "--run-dir", str(folder), "-k", "SLO-001")
+    assert outcome.code in (0, 1), outcome.output
+    return next(c for c in readiness(folder)["checks"] if c["id"] == "SLO-001")
+
+
+def availability_of(folder: Path) -> dict:
+    return json.loads(next(folder.glob("evidence/SLO-001/*/*-availability.json")).read_text())
+
+
+SCRAPED = 12  # seconds: two scrape intervals of the sandbox's Prometheus (5 s) and a margin
+WINDOW_S = 900  # the sandbox's slo.window, 15m
+
+
+# First in the module: in the sandbox's slo.window (15m), its Prometheus has seen no outage but
+# the ones this test makes and records.
+def test_slo_001_counts_what_users_saw_of_a_drill_and_every_outage_outside_one(
+    settings: sandbox.Settings, backed_up_after: Path, tmp_path: Path
+) -> None:
+    # The DR site serves 6 s longer (a verify hook): a scrape (every 5 s) sees the stopped
+    # primary.
+    verify = {"command": ["sleep", "6"], "timeout": "30s"}
+    drill = drill_run(
+        write_profile(settings, tmp_path, dr__failover__verify=verify), tmp_path / "drill"
+    )
+    assert drill["status"] == "passed", drill["message"]
+    figures = drill["figures"]
+    assert figures["failover_outage_s"] > 0 and figures["failback_outage_s"] >= 0
+    (record,) = History(tmp_path / "history").records("dr-failover")
+    window = DeclaredWindow.from_dict(record.details[WINDOW_KEY])
+    assert [o.during for o in window.outages][:1] == ["failover"]
+    outage = sum(o.seconds for o in window.outages)
+    measured = figures["failover_outage_s"] + figures["failback_outage_s"]
+    assert outage == pytest.approx(measured, abs=0.002)
+    steps = steps_of(tmp_path / "drill")
+    started = [datetime.fromisoformat(s["started"]) for s in steps]  # each a moment
+    assert window.span.start <= started[1] and started[-2] <= window.span.end  # inject..failback
+    time.sleep(SCRAPED)
+
+    # An objective the window holds the failover in: its seconds through the load balancer
+    # (3 to 10 on this machine) and 5 to spare.
+    expected = 100 * (1 - outage / WINDOW_S)
+    objective = math.floor(10_000 * (1 - (outage + 5) / WINDOW_S)) / 100
+    slo_profile = write_profile(settings, tmp_path / "p", slo__availability=objective)
+    after = slo_run(slo_profile, tmp_path / "slo")
+    seen = availability_of(tmp_path / "slo")
+    assert after["status"] == "passed", after["message"]
+    # Nothing but the outage through the load balancer cost availability...
+    assert after["figures"]["uptime_percent"] == pytest.approx(expected)
+    # ...while the primary's failed scrapes in the drill's window did not.
+    assert seen["uptime"]["excluded_failed_scrapes"] >= 1
+    assert seen["uptime"]["failed_scrapes"] == 0
+    assert [(w["check"], w["run"]) for w in seen["uptime"]["declared"]] == [("DRL-002", "drill")]
+    # Without the drill's record (another history), the stopped primary fails SLO-001.
+    unexplained = slo_run(slo_profile, tmp_path / "elsewhere" / "slo")
+    assert unexplained["status"] == "failed"
+    assert "failed scrapes of the service's targets" in unexplained["message"]
+    # At the handbook's 99.9 %, 0.9 s of 15 minutes: the failover's own outage decides.
+    strict = write_profile(settings, tmp_path / "strict", slo__availability=99.9)
+    shipped = slo_run(strict, tmp_path / "slo-99.9")
+    fits = expected > 99.9
+    assert shipped["status"] == ("passed" if fits else "failed"), shipped["message"]
+    if not fits:
+        assert "s of outage through the load balancer during DRL-002" in shipped["message"]
+
+    # The service stopped with no drill: SLO-001 fails, the drill's window still excused.
+    sandbox.stop(settings, "cronos-ai")
+    try:
+        time.sleep(30)
+    finally:
+        sandbox.start(settings, "cronos-ai")
+    time.sleep(SCRAPED)
+    down = slo_run(slo_profile, tmp_path / "slo-down")
+    assert down["status"] == "failed"
+    assert "failed scrapes of the service's targets outside declared windows" in down["message"]
+    outside = availability_of(tmp_path / "slo-down")["uptime"]
+    assert outside["failed_scrapes"] >= 3 and outside["excluded_failed_scrapes"] >= 1
+
+
+def test_a_drill_whose_outage_through_the_load_balancer_was_long_costs_availability(
+    settings: sandbox.Settings, backed_up_after: Path, tmp_path: Path
+) -> None:
+    # The switch changes nothing (a DNS change that never happened): the load balancer stays
+    # on the stopped primary until health_timeout, then the drill fails back.
+    drill_profile = write_profile(
+        settings,
+        tmp_path,
+        dr__failover__switch={"command": ["true"], "timeout": "10s"},
+        dr__failover__health_timeout="20s",
+        slo__availability=98,  # 18 s of the 15-minute window: less than this drill's outage
+    )
+    drill = drill_run(drill_profile, tmp_path / "drill")
+    assert drill["status"] == "failed"
+    assert drill["figures"]["failed_step"] == "first healthy answer through the load balancer"
+    outage = drill["figures"]["failover_outage_s"]
+    assert outage > 20
+    time.sleep(SCRAPED)
+    after = slo_run(drill_profile, tmp_path / "slo")
+    assert after["status"] == "failed"
+    assert availability_of(tmp_path / "slo")["uptime"]["outage_s"] == pytest.approx(
+        outage + drill["figures"]["failback_outage_s"], abs=0.01
+    )
+    assert "s of outage through the load balancer during DRL-002" in after["message"]
 
 
 def test_a_failover_drill_on_a_healthy_sandbox_passes_inside_the_objectives(

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from opsverify import check
-from opsverify.history import History, Record
+from opsverify.history import WINDOW_KEY, DeclaredWindow, History, HistoryError, Record, Span
 from tests.helpers import ROOT, Suite, readiness
 
 LOAD_TEST = """\
@@ -254,3 +255,50 @@ def test_only_records_of_finished_uninterrupted_runs_count(tmp_path: Path) -> No
     # A run still going sees its own records (APP-013 of the run that load-tested).
     going = History(tmp_path, current="going")
     assert [r.run for r in going.records("load")] == ["done", "cut", "going"]
+
+
+# --- declared windows ------------------------------------------------------------------------
+
+
+def test_declared_windows_are_read_back_from_the_records_of_any_activity(tmp_path: Path) -> None:
+    """A drill or a chaos experiment that takes the service down on purpose records when (its
+    declared window) and the outages it measured through the load balancer; SLO-001 reads
+    every window that reaches into its own."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    drill = DeclaredWindow(
+        Span(now - timedelta(minutes=10), now - timedelta(minutes=9)),
+        outages=(Span(now - timedelta(seconds=595), now - timedelta(seconds=592), "failover"),),
+        measured_at="https://lb.example/ready",
+    )
+    chaos = DeclaredWindow(Span(now - timedelta(minutes=3), now - timedelta(minutes=2)))
+    old = DeclaredWindow(Span(now - timedelta(hours=2), now - timedelta(hours=1)))
+    history = History(tmp_path)
+    history.append_records(
+        [
+            Record("dr-failover", "DRL-002", None, "r1", now, "passed", details=declared(drill)),
+            Record("load", "LOAD-001", "smoke", "r1", now, "passed"),  # declares none
+            Record("chaos", "CHS-001", "kill", "r2", now, "failed", details=declared(chaos)),
+            Record("dr-failover", "DRL-002", None, "r0", now, "passed", details=declared(old)),
+        ]
+    )
+    for run in ("r0", "r1", "r2"):  # only finished runs' records count
+        history.append_run({"run": run, "interrupted": False})
+    found = history.declared_windows(since=now - timedelta(minutes=15))
+    assert [(w.record.check, w.record.run) for w in found] == [("DRL-002", "r1"), ("CHS-001", "r2")]
+    assert [replace(w, record=None) for w in found] == [drill, chaos]
+    assert found[0].outages[0].seconds == 3
+
+
+def test_a_damaged_declared_window_names_file_and_line(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    damaged = {"declared_window": {"start": now.isoformat(), "outages": []}}  # no end
+    History(tmp_path).append_records(
+        [Record("dr-failover", "DRL-002", None, "r", now, "passed", details=damaged)]
+    )
+    History(tmp_path).append_run({"run": "r", "interrupted": False})
+    with pytest.raises(HistoryError, match=r"records.jsonl: line 1: declared_window: .*end"):
+        History(tmp_path).declared_windows(since=now - timedelta(hours=1))
+
+
+def declared(window: DeclaredWindow) -> dict:
+    return {WINDOW_KEY: window.to_dict()}

@@ -16,13 +16,18 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from opsverify import sandbox
+from opsverify import profile as profiles
+from opsverify import sandbox, slo
+from opsverify.drivers import prometheus as prom
+from opsverify.history import DeclaredWindow, Span
 from tests.helpers import opsverify, readiness, running_sandbox, write_profile
 
 ALL = " or ".join(f"SLO-00{i}" for i in range(1, 8))
@@ -81,7 +86,11 @@ def traffic(client: httpx.Client, count: int, workers: int = 1) -> list[int]:
 SERVICE = "cronos-ai"
 HEALTHY = {
     **{f"SLO-00{i}[{SERVICE}]": "passed" for i in range(1, 6)},
-    **{f"SLO-00{i}[requests-{o}]": "passed" for i in (6, 7) for o in ("availability", "latency")},
+    **{
+        f"SLO-00{i}[{SERVICE}/requests-{o}]": "passed"
+        for i in (6, 7)
+        for o in ("availability", "latency")
+    },
 }
 
 
@@ -99,12 +108,17 @@ def test_a_healthy_sandbox_meets_every_slo_with_its_queries_as_evidence(
     (ratio, up) = evidence(tmp_path / "run", availability, "queries")
     assert 'cronos_ai_http_requests_total{job="cronos-ai",status=~"5.."}[15m]' in ratio["promql"]
     assert "total" in {r["metric"]["opsverify_part"] for r in ratio["result"]}
-    assert up["promql"] == 'avg(avg_over_time(up{job="cronos-ai"}[15m]))'
+    # Scrapes of the targets counted over the whole window (no drill declared one), at one
+    # instant: successful ones and all.
+    for function in ("sum_over_time", "count_over_time"):
+        assert f'(sum({function}(up{{job="cronos-ai"}}[15m] @ ' in up["promql"]
     assert found[f"SLO-002[{SERVICE}]"]["figures"]["p95_ms"] < 100
     assert found[f"SLO-005[{SERVICE}]"]["figures"]["peak_rps"] > 0.1
-    budget = evidence(tmp_path / "run", found["SLO-006[requests-availability]"], "budget")
+    budget = evidence(
+        tmp_path / "run", found[f"SLO-006[{SERVICE}/requests-availability]"], "budget"
+    )
     assert budget["budget_remaining_percent"] == 100 and budget["sli_percent"] == 100
-    table = evidence(tmp_path / "run", found["SLO-007[requests-latency]"], "burn_rates")
+    table = evidence(tmp_path / "run", found[f"SLO-007[{SERVICE}/requests-latency]"], "burn_rates")
     assert [(p["long_window"], p["short_window"], p["factor"]) for p in table["pairs"]] == [
         ("1h", "5m", 14.4),
         ("6h", "30m", 6),
@@ -131,8 +145,8 @@ def test_stopped_database_fails_availability_error_rate_and_the_availability_bud
         **HEALTHY,
         f"SLO-001[{SERVICE}]": "failed",
         f"SLO-004[{SERVICE}]": "failed",
-        "SLO-006[requests-availability]": "failed",
-        "SLO-007[requests-availability]": "failed",
+        f"SLO-006[{SERVICE}/requests-availability]": "failed",
+        f"SLO-007[{SERVICE}/requests-availability]": "failed",
     }
     # 100 answers of 503 among them and some 200s: the healthy test's, Prometheus's scrapes.
     availability = found[f"SLO-001[{SERVICE}]"]
@@ -141,8 +155,8 @@ def test_stopped_database_fails_availability_error_rate_and_the_availability_bud
     assert f"availability {served:.3f}% (" in availability["message"]
     assert "5xx of" in availability["message"] and "above 99.9%" in availability["message"]
     assert found[f"SLO-004[{SERVICE}]"]["figures"]["error_rate_percent"] > 25
-    assert "error budget exhausted" in found["SLO-006[requests-availability]"]["message"]
-    assert "1h/5m at" in found["SLO-007[requests-availability]"]["message"]
+    assert "error budget exhausted" in found[f"SLO-006[{SERVICE}/requests-availability]"]["message"]
+    assert "1h/5m at" in found[f"SLO-007[{SERVICE}/requests-availability]"]["message"]
 
 
 def test_injected_latency_fails_p95_and_p99_with_the_measured_figure(
@@ -194,7 +208,12 @@ def test_an_sli_over_series_without_samples_fails_never_passes(
         "SLO-007[nowhere]": "failed",
     }
     for check in found.values():
-        assert check["message"].startswith("no samples over "), check
+        # What was asked, over which window, in words: never "… is None".
+        assert check["message"].startswith("no "), check
+        assert 'route="/nowhere"' in check["message"], check
+        assert "over the last " in check["message"], check
+        assert "the series does not exist or had no samples" in check["message"], check
+        assert "None" not in check["message"], check
         assert evidence(tmp_path / "run", check, "queries")  # what was asked, and got nothing
 
 
@@ -205,10 +224,19 @@ PER_STEP = 300  # requests per step: 10 req/s
 HISTORY = 3 * 86400 + 3600  # the longest burn-rate window (3d) and an hour before it
 
 
-def openmetrics(last_hour_errors: dict[str, int], end: int) -> str:
+def openmetrics(
+    last_hour_errors: dict[str, int], end: int, down: dict[str, list[tuple[int, int]]]
+) -> str:
     """3 days and an hour of request counters per job, one sample every 30 s up to ``end``:
-    no error until the last hour, then ``last_hour_errors[job]`` 5xx answers per 300."""
-    lines = ["# TYPE cronos_ai_http_requests counter"]
+    no error until the last hour, then ``last_hour_errors[job]`` 5xx answers per 300. And
+    ``up`` of each job of ``down``, over the same time: 0 at the samples within its (from,
+    to) ranges, in seconds before ``end``, 1 elsewhere."""
+    lines = ["# TYPE up gauge"]
+    for job, ranges in down.items():
+        for t in range(end - HISTORY, end + 1, STEP):
+            value = 0 if any(a <= end - t <= b for a, b in ranges) else 1
+            lines.append(f'up{{job="{job}"}} {value} {t}')
+    lines.append("# TYPE cronos_ai_http_requests counter")
     for job, errors in last_hour_errors.items():
         for status in ("200", "500"):
             count = 0
@@ -227,11 +255,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def backfilled_prometheus(folder: Path, last_hour_errors: dict[str, int]) -> Iterator[str]:
-    """A Prometheus of its own over TSDB blocks of ``openmetrics`` series ending now: its URL."""
-    end = int(time.time()) // STEP * STEP
+def backfilled_prometheus(
+    folder: Path,
+    last_hour_errors: dict[str, int],
+    down: dict[str, list[tuple[int, int]]] | None = None,
+    end: int | None = None,
+) -> Iterator[str]:
+    """A Prometheus of its own over TSDB blocks of ``openmetrics`` series ending at ``end``
+    (default: now): its URL."""
+    end = end or int(time.time()) // STEP * STEP
     source, data = folder / "series.om", folder / "tsdb"
-    source.write_text(openmetrics(last_hour_errors, end))
+    source.write_text(openmetrics(last_hour_errors, end, down or {}))
     argv = ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)]
     subprocess.run(argv, check=True, capture_output=True, timeout=120)
     config = folder / "prometheus.yml"
@@ -361,3 +395,45 @@ def test_slis_of_known_series_are_exact(known_series, tmp_path) -> None:
     throughput = found["SLO-005[service]"]
     assert throughput["figures"]["peak_rps"] == pytest.approx(9.8)
     assert "peak 9.80 req/s of successful answers (1m average) within 30m" in throughput["message"]
+
+
+# --- uptime around declared windows, on known series -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flapping(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, datetime]]:
+    """``up{job="flapping"}`` every 30 s: down for 20 samples 30..39.5 minutes before the
+    end (a drill's stopped primary), and for 2 samples 9.5..10 minutes before it (an outage
+    nobody declared)."""
+    end = int(time.time()) // STEP * STEP
+    down = {"flapping": [(1800, 2370), (570, 600)]}
+    with backfilled_prometheus(tmp_path_factory.mktemp("up"), {}, down, end) as url:
+        yield url, datetime.fromtimestamp(end, UTC)
+
+
+def test_up_inside_a_declared_window_gives_way_to_the_outage_users_saw(flapping) -> None:
+    url, end = flapping
+    reader = slo.Reader(partial(prom.query, profiles.Prometheus(url=url)))
+    # 15 s off the samples, so that no sample sits on a boundary.
+    now, window = end - timedelta(seconds=15), timedelta(hours=1)
+    drill = DeclaredWindow(
+        Span(end - timedelta(seconds=2715), end - timedelta(seconds=1515)),
+        outages=(Span(end - timedelta(seconds=2400), end - timedelta(seconds=2340)),),
+    )
+    found = slo.uptime(reader, 'job="flapping"', window, [drill], now)
+    # Outside the window's 20 minutes: 80 scrapes, 2 failed; inside: 40, 20 failed.
+    assert (found.scrapes, found.failed) == (80, 2)
+    assert (found.excluded_scrapes, found.excluded_failed) == (40, 20)
+    assert (found.declared, found.outage) == (timedelta(minutes=20), timedelta(seconds=60))
+    # 2/80 of the 40 minutes outside (60 s), and the minute measured through the load balancer.
+    assert found.down == timedelta(seconds=120)
+    assert found.share == pytest.approx(1 - 120 / 3600)
+    # Declared by nobody, every failed scrape counts: 22 of 120.
+    plain = slo.uptime(reader, 'job="flapping"', window, [], now)
+    assert (plain.scrapes, plain.failed, plain.excluded_scrapes) == (120, 22, 0)
+    assert plain.share == pytest.approx(1 - 22 / 120)
+    # A window over the whole hour leaves only what users saw through the load balancer.
+    everything = DeclaredWindow(Span(now - window, now), drill.outages)
+    assert slo.uptime(reader, 'job="flapping"', window, [everything], now).share == (
+        pytest.approx(1 - 60 / 3600)
+    )

@@ -161,3 +161,103 @@ def test_one_objective_inline_in_sloth_and_in_openslo_measures_the_same(burning:
     # The last hour of these series fails 6 of every 300 requests.
     one_hour = slo.error_ratio(reader, slo.indicator(inline), timedelta(hours=1))
     assert one_hour.error_ratio == pytest.approx(0.02, rel=1e-9)
+
+
+# --- objectives of several services ------------------------------------------------------------
+
+SERVICES = DATA / "services"
+
+
+def slo_profile(folder: Path, specs: list[Path], **section: object) -> Path:
+    slo_section = {"availability": 99.9, "latency_p95": "500ms", "error_rate": 1}
+    slo_section |= {"throughput_rps": 1000, "specs": [str(s) for s in specs], **section}
+    path = folder / "p.yaml"
+    path.write_text(yaml.safe_dump({"name": "p", "tier": "staging", "slo": slo_section}))
+    return path
+
+
+def test_sloth_specs_of_two_services_keep_an_objective_each_named_by_its_service(
+    tmp_path: Path,
+) -> None:
+    specs = [SERVICES / "myservice.sloth.yaml", SERVICES / "otherservice.sloth.yaml"]
+    loaded = profiles.load(slo_profile(tmp_path, specs))
+    assert loaded.slo is not None
+    objectives = {o.key: o.objective for o in loaded.slo.definitions()}
+    assert objectives == {
+        "myservice/requests-availability": 99.9,
+        "otherservice/requests-availability": 99.5,
+    }
+    found, _ = profiles.subjects(loaded, "slo_objective")
+    assert [key for key, _ in found] == list(objectives)  # the check's parameter
+
+
+def test_one_service_and_name_twice_is_refused_naming_both_files_and_keys(tmp_path: Path) -> None:
+    plain, resource = SERVICES / "myservice.sloth.yaml", SERVICES / "myservice.k8s.yaml"
+    profile = slo_profile(tmp_path, [plain, resource])
+    with pytest.raises(profiles.ProfileError) as raised:
+        profiles.load(profile)
+    assert str(raised.value) == (
+        f"{profile}: slo: objective myservice/requests-availability is defined twice:"
+        f" {plain}: slos[0] and {resource}: spec.slos[0]"
+    )
+
+
+def test_sloths_multi_document_form_holds_several_services() -> None:
+    found = slo.import_spec(SERVICES / "multifile.sloth.yaml")
+    assert [(o.key, o.objective) for o in found] == [
+        ("myservice/requests-availability", 99.9),
+        ("myservice2/requests-availability", 99.99),
+    ]
+
+
+def test_a_sloth_kubernetes_resource_reads_like_the_plain_spec() -> None:
+    (plain,) = slo.import_spec(SERVICES / "myservice.sloth.yaml")
+    availability, error_ratio = slo.import_spec(SERVICES / "myservice.k8s.yaml")
+    assert availability.model_dump() == plain.model_dump()
+    assert (error_ratio.key, error_ratio.objective) == ("myservice/requests-error-ratio", 99)
+    assert slo.render(error_ratio.error_ratio, timedelta(hours=1)).startswith(
+        'sum(rate(http_request_duration_seconds_count{job="myservice",code=~"5.."}[1h]))'
+    )
+
+
+def test_openslo_objectives_are_named_by_their_service() -> None:
+    found = slo.import_spec(DATA / "good" / "availability.openslo.yaml")
+    assert {o.key for o in found} == {
+        "burning/openslo-bad",
+        "burning/openslo-good-99.9",
+        "burning/openslo-good-99",
+        "burning/openslo-raw",
+    }
+
+
+def test_no_samples_says_what_was_counted_over_which_window(burning: str) -> None:
+    reader = slo.Reader(at_one_instant(burning))
+    requests = 'cronos_ai_http_requests_total{job="nowhere"'
+    metrics = profiles.SliMetrics(
+        requests="cronos_ai_http_requests_total",
+        duration="cronos_ai_http_request_duration_seconds",
+        selector='job="nowhere"',
+        code_label="status",
+    )
+    with pytest.raises(slo.NoSamples) as raised:
+        slo.error_ratio(reader, slo.requests(metrics), timedelta(days=30))
+    assert str(raised.value) == (
+        f"no requests counted by sum(increase({requests}}}[30d])) over the last 30d:"
+        " the series does not exist or had no samples"
+    )
+    # Series that exist and counted nothing: the 5xx counter before the last hour.
+    quiet = 'cronos_ai_http_requests_total{job="burning",status="500"}[$window] offset 2h'
+    quiet = f"sum(increase({quiet}))"
+    objective = profiles.SloObjective(name="quiet", objective=99, bad=quiet, total=quiet)
+    with pytest.raises(slo.NoSamples) as raised:
+        slo.error_ratio(reader, slo.indicator(objective), timedelta(minutes=30))
+    assert str(raised.value) == (
+        f"no events counted by {slo.render(quiet, timedelta(minutes=30))} over the last 30m:"
+        " its series counted none"
+    )
+    with pytest.raises(slo.NoSamples) as raised:
+        slo.quantile(reader, metrics, 0.95, timedelta(minutes=15))
+    assert str(raised.value).startswith("no request durations recorded by histogram_quantile(")
+    assert str(raised.value).endswith(
+        " over the last 15m: the series does not exist or had no samples"
+    )

@@ -6,13 +6,14 @@ SLI without samples fails."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
 
 from opsverify import family, not_applicable, slo
 from opsverify.drivers import prometheus as prom
+from opsverify.history import ACTIVITY_WAIT_S, HistoryError
 
 # Availability and errors; latency and throughput (capacity); error budgets (both).
 slo_check, capacity_check, budget_check = (
@@ -47,33 +48,41 @@ def span(window: timedelta) -> str:
     return slo.promql_duration(window)
 
 
-def requests_ratio(prometheus, sli_metrics, profile, evidence) -> tuple[slo.Ratio, float | None]:
-    """5xx answers among all requests over slo.window, and the share of successful scrapes
-    of the service's targets when the profile names them."""
-    window = profile.slo.window
+@slo_check("SLO-001", "Availability over the SLO window meets its objective", severity="high")
+@pytest.mark.reads_history  # the windows drills and chaos experiments declared
+@pytest.mark.timeout(ACTIVITY_WAIT_S + 60)
+def test_availability(prometheus, sli_metrics, profile, history, evidence):
+    """Availability is what users saw, over ``slo.window`` (W seconds)::
+
+        availability = (1 - 5xx / requests) x (1 - unavailable / W)
+        unavailable  = failed / scrapes x (W - declared) + outage
+
+    5xx and requests: what the service counted; failed and scrapes: scrapes of its targets
+    (``slo.metrics.targets``) outside the windows that activities (a failover drill, a chaos
+    experiment) declared in the history: a process that is down answers nothing and counts
+    no failure; declared: the part of W inside those windows, where the targets were stopped
+    on purpose and their scrapes are not counted; outage: the seconds those activities
+    measured, through the load balancer, that users could not be served. Without targets the
+    second factor is 1."""
+    window, now = profile.slo.window, datetime.now(UTC)
+    try:
+        declared = history.declared_windows(since=now - window)
+    except HistoryError as exc:
+        raise AssertionError(str(exc)) from None
     with measuring(prometheus, evidence) as reader:
         ratio = slo.error_ratio(reader, slo.requests(sli_metrics), window)
         targets = sli_metrics.targets
-        up = None if targets is None else slo.uptime(reader, targets, window)
-    return ratio, up
-
-
-def counted(ratio: slo.Ratio) -> str:
-    return f"{ratio.bad:.0f} 5xx of {ratio.total:.0f} requests in {span(ratio.window)}"
-
-
-@slo_check("SLO-001", "Availability over the SLO window meets its objective", severity="high")
-def test_availability(prometheus, sli_metrics, profile, evidence):
-    ratio, up = requests_ratio(prometheus, sli_metrics, profile, evidence)
-    target = profile.slo.availability
-    served = 100 * (1 - ratio.error_ratio)
-    evidence.measure(availability_percent=served, uptime_percent=None if up is None else 100 * up)
-    assert served > target, (
-        f"availability {served:.3f}% ({counted(ratio)}); the objective is above {target:g}%"
+        up = None if targets is None else slo.uptime(reader, targets, window, declared, now)
+    found = slo.Availability(ratio, up)
+    evidence.json("availability", found.as_json())
+    evidence.measure(
+        availability_percent=100 * found.share,
+        uptime_percent=None if up is None else 100 * up.share,
     )
-    assert up is None or 100 * up > target, (
-        f"the service's targets were up for {100 * up:.3f}% of scrapes in {span(ratio.window)};"
-        f" the objective is above {target:g}%"
+    target = profile.slo.availability
+    assert 100 * found.share > target, (
+        f"availability {100 * found.share:.3f}% ({found.explain()}); the objective is above"
+        f" {target:g}%"
     )
 
 
@@ -107,11 +116,12 @@ def test_latency_p99(prometheus, sli_metrics, profile, evidence):
 
 @slo_check("SLO-004", "Error rate over the SLO window is below its objective", severity="high")
 def test_error_rate(prometheus, sli_metrics, profile, evidence):
-    ratio, _ = requests_ratio(prometheus, sli_metrics, profile, evidence)
+    with measuring(prometheus, evidence) as reader:
+        ratio = slo.error_ratio(reader, slo.requests(sli_metrics), profile.slo.window)
     limit = profile.slo.error_rate
     evidence.measure(error_rate_percent=100 * ratio.error_ratio)
     assert 100 * ratio.error_ratio < limit, (
-        f"error rate {100 * ratio.error_ratio:.3f}% ({counted(ratio)});"
+        f"error rate {100 * ratio.error_ratio:.3f}% ({slo.counted(ratio)});"
         f" the objective is below {limit:g}%"
     )
 
@@ -143,13 +153,13 @@ def test_error_budget(prometheus, slo_objective, evidence):
         ratio = slo.error_ratio(reader, slo.indicator(slo_objective), slo_objective.window)
     budget = slo.Budget(slo_objective.objective, ratio.error_ratio)
     figures = budget.as_json()
-    evidence.json("budget", {"objective": slo_objective.name, **figures})
+    evidence.json("budget", {"objective": slo_objective.key, **figures})
     evidence.measure(
         sli_percent=figures["sli_percent"],
         budget_remaining_percent=figures["budget_remaining_percent"],
     )
     assert budget.remaining > 0, (
-        f"{slo_objective.name}: error budget exhausted, {100 * budget.spent:.0f}% spent:"
+        f"{slo_objective.key}: error budget exhausted, {100 * budget.spent:.0f}% spent:"
         f" SLI {figures['sli_percent']:.3f}% over {span(ratio.window)}, the objective is"
         f" {slo_objective.objective:g}%"
     )
@@ -160,7 +170,7 @@ def test_burn_rate(prometheus, slo_objective, evidence):
     with measuring(prometheus, evidence) as reader:
         pairs, empty = slo.burn_rates(reader, slo_objective)
         table = [pair.as_json() for pair in pairs]
-        evidence.json("burn_rates", {"objective": slo_objective.name, "pairs": table})
+        evidence.json("burn_rates", {"objective": slo_objective.key, "pairs": table})
         burns = [(p.long, p.long_burn) for p in pairs] + [(p.short, p.short_burn) for p in pairs]
         evidence.measure(**{f"burn_{span(window)}": burn for window, burn in burns})
         if empty:
@@ -171,4 +181,4 @@ def test_burn_rate(prometheus, slo_objective, evidence):
         for row in table
         if row["burning"]
     ]
-    assert not burning, f"{slo_objective.name} burns its error budget: {'; '.join(burning)}"
+    assert not burning, f"{slo_objective.key} burns its error budget: {'; '.join(burning)}"

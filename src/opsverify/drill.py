@@ -70,13 +70,13 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.detail,  # first: what a step reports never hides when and how it ran
             "name": self.name,
             "phase": self.phase,
             "started": self.started.isoformat(),
             "seconds": round(self.seconds, 3),
             "outcome": self.outcome,
             **({"within": self.within} if self.within else {}),
-            **self.detail,
         }
 
 

@@ -12,6 +12,11 @@ a timeout, Ctrl-C).
 - **RTO** is from the start of inject to the first healthy answer through the load balancer.
 - **RPO** is the moment the load balancer stopped answering healthy (the disaster) minus the
   newest heartbeat the DR site's database holds from before it: the data the failover lost.
+- **Outage** is what users saw: the health URL through the load balancer, asked every 0.2 s
+  (``opsverify.outage``) from the end of inject to the end of failback, counted down from the
+  start of inject to the first healthy answer (the failover) and whenever it was unhealthy
+  after (failback). The drill's record declares its window (inject to the end of failback)
+  with these outages: SLO-001 counts them instead of the primary's stopped scrape targets.
 
 A step is the profile's hook (a command or an HTTP call, within its timeout) or, on a
 sandbox profile, the sandbox's own (``opsverify.sandbox.dr``). Live data is fingerprinted
@@ -31,9 +36,10 @@ from typing import Any
 
 import httpx
 
-from opsverify import drill, interrupt
+from opsverify import drill, interrupt, outage
 from opsverify import probe as probing
 from opsverify.drivers import commands, http, postgres
+from opsverify.history import WINDOW_KEY, DeclaredWindow
 from opsverify.profile import FAILOVER_STEPS, Command, Failover, Hook, PostgresSource, Profile
 
 # However long health_timeout is: a failure that does not show within this is not one.
@@ -51,6 +57,12 @@ class Outcome(drill.Outcome):
     failback: timedelta | None = None  # from failback's start to healthy again
     failed_step: str | None = None
     left_behind: str | None = None  # the state failback left, and what restores it
+    window: DeclaredWindow | None = None  # inject to failback, with the outages users saw
+
+    def outage_s(self, during: str) -> float | None:
+        if self.window is None:
+            return None
+        return round(sum(o.seconds for o in self.window.outages if o.during == during), 3)
 
 
 class StepFailed(drill.DrillError):
@@ -182,8 +194,14 @@ def _drill(profile: Profile, plan: Plan, outcome: Outcome) -> None:
     failover, actions = _failover(profile), plan.actions
     health = _Health(failover.health, failover.ca_file or _service_ca(profile))
     started = datetime.now(UTC)
+    watch = outage.Watch(str(health.url), health.ca_file, since=started)
     try:
-        _step(outcome, "inject", "failover", actions["inject"])
+        try:
+            _step(outcome, "inject", "failover", actions["inject"])
+        finally:
+            # Watched from here: during inject its requests would meet a half-failed primary
+            # and count among its 5xx; the outage counts from the start of inject anyway.
+            watch.start()
         with _timed(outcome, "the load balancer stops answering healthy", "failover") as d:
             d.update(health.wait(healthy=False, timeout=DOWN_TIMEOUT_S))
         outcome.reference = datetime.now(UTC)
@@ -206,7 +224,13 @@ def _drill(profile: Profile, plan: Plan, outcome: Outcome) -> None:
         if "verify" in actions:
             _step(outcome, "verify", "verify", actions["verify"])
     finally:
-        _fail_back(outcome, plan, health, failover.health_timeout.total_seconds())
+        try:
+            _fail_back(outcome, plan, health, failover.health_timeout.total_seconds())
+        finally:
+            watch.stop()
+            began = {s.name: s.started for s in outcome.log.steps}
+            parts = {"failover": started, "failback": began.get("failback")}
+            outcome.window = watch.window(parts)
 
 
 def _fail_back(outcome: Outcome, plan: Plan, health: _Health, timeout: float) -> None:
@@ -238,6 +262,27 @@ def _fail_back(outcome: Outcome, plan: Plan, health: _Health, timeout: float) ->
                     _step(outcome, "cleanup", "failback", actions["cleanup"])
                 except drill.DrillError as exc:
                     outcome.problems.append(str(exc))
+
+
+def keep(outcome: Outcome, profile: Profile, evidence: Any) -> None:
+    """The drill's evidence and record (``drill.keep``), with the failover's own figures and
+    the window it declares (SLO-001 reads it from the history)."""
+    if outcome.probe is not None:
+        evidence.json("probe", outcome.probe)
+    if outcome.window is not None:
+        evidence.json("outages", outcome.window.to_dict())
+        evidence.remember(**{WINDOW_KEY: outcome.window.to_dict()})
+    drill.keep(
+        outcome,
+        profile,
+        evidence,
+        failed_step=outcome.failed_step,
+        failback_incomplete=outcome.left_behind,
+        failback_s=outcome.failback and round(outcome.failback.total_seconds(), 3),
+        probe_p95_ms=outcome.probe_p95_ms and round(outcome.probe_p95_ms, 3),
+        failover_outage_s=outcome.outage_s("failover"),
+        failback_outage_s=outcome.outage_s("failback"),
+    )
 
 
 def _probe(profile: Profile, name: str, outcome: Outcome) -> None:
@@ -287,15 +332,12 @@ class _Health:
     def wait(self, healthy: bool, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         asked, last = 0, "no answer"
-        with httpx.Client(verify=http.tls_context(self.ca_file), timeout=2.0) as client:
+        with httpx.Client(
+            verify=http.tls_context(self.ca_file), timeout=outage.ASK_TIMEOUT_S
+        ) as client:
             while True:
                 asked += 1
-                try:
-                    status = client.get(str(self.url)).status_code
-                    last = f"answered {status}"
-                    ok = status == 200
-                except httpx.HTTPError as exc:
-                    last, ok = type(exc).__name__, False
+                ok, last = outage.ask(client, str(self.url))
                 if ok == healthy:
                     return {"url": str(self.url), "requests": asked, "last": last}
                 if time.monotonic() > deadline:

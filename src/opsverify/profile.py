@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     PlainValidator,
+    PrivateAttr,
     Strict,
     ValidationError,
     ValidationInfo,
@@ -499,9 +500,11 @@ class LatencySli(Model):
 
 
 class SloObjective(Model):
-    """An SLO with an error budget: the share of good events over a window, from Prometheus."""
+    """An SLO with an error budget: the share of good events over a window, from Prometheus.
+    Its ``key`` (service/name) tells it apart from another service's SLO of the same name."""
 
     name: ObjectiveName
+    service: str | None = Field(None, min_length=1)  # imported: the spec's service
     objective: ObjectivePercent  # % of events that must be good
     window: Duration | None = None  # default: slo.window
     description: str = ""
@@ -510,6 +513,11 @@ class SloObjective(Model):
     total: WindowedQuery | None = None  # …and all of them
     error_ratio: WindowedQuery | None = None  # or the bad/total ratio itself (0..1)
     latency: LatencySli | None = None  # or requests within a latency threshold
+    _origin: str = PrivateAttr("")  # where it is defined: "FILE: KEY" (set by the importers)
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}/{self.name}" if self.service else self.name
 
     @model_validator(mode="after")
     def _one_indicator(self) -> SloObjective:
@@ -558,9 +566,19 @@ class Slo(Model):
     def _consistent(self) -> Slo:
         if self.latency_p99 is not None and self.latency_p99 < self.latency_p95:
             raise ValueError("latency_p99 must not be below latency_p95")
-        names = [o.name for o in self.definitions()]
-        if repeated := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"objective names (inline and imported) repeat: {repeated}")
+        places: dict[str, list[str]] = {}
+        for index, objective in enumerate(self.objectives):
+            places.setdefault(objective.key, []).append(f"slo.objectives[{index}]")
+        for objective in (o for spec in self.specs for o in spec.objectives):
+            places.setdefault(objective.key, []).append(objective._origin)
+        if twice := [(key, where) for key, where in places.items() if len(where) > 1]:
+            raise ValueError(
+                "; ".join(
+                    f"objective {key} is defined {'twice' if len(w) == 2 else f'{len(w)} times'}:"
+                    f" {', '.join(w[:-1])} and {w[-1]}"
+                    for key, w in twice
+                )
+            )
         return self
 
     def definitions(self) -> list[SloObjective]:
@@ -1310,7 +1328,7 @@ SUBJECTS: dict[str, tuple[Callable[[Profile], Sequence[Any]], str]] = {
         "no SLI metrics configured (slo.metrics)",
     ),
     "slo_objective": (
-        lambda p: [Named(o.name, o) for o in p.slo.definitions()] if p.slo else [],
+        lambda p: [Named(o.key, o) for o in p.slo.definitions()] if p.slo else [],
         "no SLO objective configured (slo.objectives or slo.specs)",
     ),
     "reviewed_document": (

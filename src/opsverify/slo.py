@@ -8,9 +8,12 @@ and asking Prometheus. No sample is never a pass: a window without data raises N
 
 Spec imports (``import_spec``):
 
-- Sloth ``version: prometheus/v1``: each of ``slos[]`` with ``sli.events`` (error_query,
-  total_query) or ``sli.raw`` (error_ratio_query); the window is Sloth's default period, 30d.
-  Sloth's alert generation (``alerting``) is its own: SLO-007 computes the burn rates.
+- Sloth ``version: prometheus/v1`` (one or several documents in a file), and Sloth's
+  Kubernetes resource (``apiVersion: sloth.slok.dev/v1``, ``kind: PrometheusServiceLevel``:
+  the same service levels under ``spec``, the SLI's keys in camelCase): each of ``slos[]``
+  with ``sli.events`` (error_query, total_query) or ``sli.raw`` (error_ratio_query); the
+  window is Sloth's default period, 30d. Sloth's alert generation (``alerting``) is its own:
+  SLO-007 computes the burn rates.
 - OpenSLO ``apiVersion: openslo/v1``: kind SLO with an inline ``indicator`` or an
   ``indicatorRef`` to a kind SLI of the same file; a ``ratioMetric`` (good or bad, and total; or
   raw with rawType) from Prometheus metric sources (``type: Prometheus``, or a
@@ -23,22 +26,29 @@ Anything else (thresholdMetric, Timeslices budgeting, calendar windows, other me
 Sloth plugins, unknown keys) is an error naming the file and the key, never ignored. What does
 not change what is measured is read past: OpenSLO Service and alerting documents, Sloth's
 ``alerting`` and labels.
+
+An imported objective belongs to its spec's ``service`` (Sloth's, OpenSLO's): its key is
+``service/name``, so two services may each have a ``requests-availability``. Each remembers
+where it is defined, and the profile names both places when one key is defined twice.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from prometheus_client.utils import floatToGoString
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
+from opsverify.history import DeclaredWindow
+from opsverify.message import listing
 from opsverify.profile import (
     METRIC_NAME,
     SELECTOR,
@@ -70,7 +80,13 @@ BURN_RATE_PAIRS: tuple[tuple[timedelta, timedelta, float], ...] = (
 
 
 class NoSamples(Exception):
-    """An SLI without data in its window: a failure, never a pass."""
+    """An SLI without data in its window: a failure, never a pass. Says, in words, what the
+    query found none of, which query, over which window, and why that may be."""
+
+    @classmethod
+    def of(cls, nothing: str, promql: str, window: timedelta, why: str = "") -> NoSamples:
+        why = why or "the series does not exist or had no samples"
+        return cls(f"no {nothing} by {promql} over the last {promql_duration(window)}: {why}")
 
 
 # --- PromQL ----------------------------------------------------------------------------------
@@ -103,6 +119,7 @@ class Indicator:
     bad: str | None = None
     good: str | None = None
     error_ratio: str | None = None
+    counts: str = "events"  # what total counts, in words: "no requests counted by …"
 
 
 def _bucket_bound(seconds: float) -> str:
@@ -118,7 +135,9 @@ def _latency_indicator(latency: LatencySli) -> Indicator:
     good = series(f"{latency.histogram}_bucket", latency.selector, bound)
     total = series(f"{latency.histogram}_count", latency.selector)
     return Indicator(
-        good=f"sum(increase({good}[{WINDOW}]))", total=f"sum(increase({total}[{WINDOW}]))"
+        good=f"sum(increase({good}[{WINDOW}]))",
+        total=f"sum(increase({total}[{WINDOW}]))",
+        counts="requests",
     )
 
 
@@ -138,7 +157,9 @@ def requests(metrics: SliMetrics) -> Indicator:
     every = series(metrics.requests, metrics.selector)
     failed = series(metrics.requests, metrics.selector, f'{metrics.code_label}=~"5.."')
     return Indicator(
-        total=f"sum(increase({every}[{WINDOW}]))", bad=f"sum(increase({failed}[{WINDOW}]))"
+        total=f"sum(increase({every}[{WINDOW}]))",
+        bad=f"sum(increase({failed}[{WINDOW}]))",
+        counts="requests",
     )
 
 
@@ -184,10 +205,12 @@ class Reader:
                 found.setdefault(labels[_PART], []).append(value)
         return {name: math.fsum(values) for name, values in found.items()}
 
-    def single(self, promql: str, window: timedelta) -> float:
+    def single(self, promql: str, window: timedelta, what: str) -> float:
+        """The one value of ``promql``; NoSamples says ``what`` it found none of, by which
+        query, over which window."""
         values = self.values(promql)
         if not values:
-            raise NoSamples(f"no samples over {promql_duration(window)}: {promql}")
+            raise NoSamples.of(what, promql, window)
         if len(values) > 1:
             raise AssertionError(f"{promql} returned {len(values)} series: aggregate it to one")
         return values[0]
@@ -205,14 +228,15 @@ class Ratio:
 
 def error_ratio(reader: Reader, sli: Indicator, window: timedelta) -> Ratio:
     if sli.error_ratio is not None:
-        value = reader.single(render(sli.error_ratio, window), window)
+        value = reader.single(render(sli.error_ratio, window), window, "error ratio computed")
         return Ratio(window, min(max(value, 0.0), 1.0))
     parts = {"total": sli.total, "bad": sli.bad, "good": sli.good}
     queries = {name: render(q, window) for name, q in parts.items() if q is not None}
     totals = reader.totals(queries)
     total = totals.get("total")
     if not total:  # no series, or no event at all: nothing to hold against the objective
-        raise NoSamples(f"no samples over {promql_duration(window)}: {queries['total']} is {total}")
+        why = "" if total is None else "its series counted none"
+        raise NoSamples.of(f"{sli.counts} counted", queries["total"], window, why)
     # A counter with no series yet counts nothing: no bad (or good) event happened.
     bad = totals.get("bad", 0.0) if sli.bad is not None else total - totals.get("good", 0.0)
     # increase() extrapolates to the window's edges: keep the ratio within 0..1.
@@ -223,13 +247,7 @@ def quantile(reader: Reader, metrics: SliMetrics, q: float, window: timedelta) -
     """The q-quantile of request duration (seconds) over the window, from the histogram."""
     buckets = series(f"{metrics.duration}_bucket", metrics.selector)
     promql = f"histogram_quantile({q:g}, sum by (le) (rate({buckets}[{promql_duration(window)}])))"
-    return reader.single(promql, window)
-
-
-def uptime(reader: Reader, targets: str, window: timedelta) -> float:
-    """The share of successful scrapes of the service's targets over the window (0..1)."""
-    promql = f"avg(avg_over_time({series('up', targets)}[{promql_duration(window)}]))"
-    return reader.single(promql, window)
+    return reader.single(promql, window, "request durations recorded")
 
 
 def peak_interval(window: timedelta) -> timedelta:
@@ -250,7 +268,199 @@ def peak_rate(reader: Reader, metrics: SliMetrics, window: timedelta) -> float:
         f"max_over_time({rate}[{promql_duration(window)}:{promql_duration(interval / 4)}])"
         f" or {rate}"
     )
-    return reader.single(promql, window)
+    return reader.single(promql, window, "successful answers counted")
+
+
+# --- availability: what users saw -------------------------------------------------------------
+
+Spans = list[tuple[datetime, datetime]]
+
+
+def _union(spans: Iterable[tuple[datetime, datetime]], start: datetime, end: datetime) -> Spans:
+    """The parts of ``spans`` within start..end, overlaps merged, in order."""
+    merged: Spans = []
+    for a, b in sorted((max(a, start), min(b, end)) for a, b in spans):
+        if b - a < _SHORTEST:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _gaps(spans: Spans, start: datetime, end: datetime) -> Spans:
+    """The parts of start..end outside ``spans`` (merged, in order)."""
+    found, at = [], start
+    for a, b in [*spans, (end, end)]:
+        if a - at >= _SHORTEST:
+            found.append((at, a))
+        at = max(at, b)
+    return found
+
+
+def _length(spans: Spans) -> timedelta:
+    return sum((b - a for a, b in spans), timedelta(0))
+
+
+_SHORTEST = timedelta(milliseconds=1)  # the finest range PromQL takes
+
+
+@dataclass(frozen=True)
+class Uptime:
+    """How much of the window users could reach the service. Outside the windows activities
+    declared (a drill, a chaos experiment: see opsverify.history), the share of failed scrapes
+    of the service's targets stands for the time it was down; inside them, the targets were
+    stopped on purpose and the outages the activity measured through the load balancer count
+    instead."""
+
+    window: timedelta
+    scrapes: float  # of the targets, outside declared windows
+    failed: float
+    excluded_scrapes: float  # inside declared windows: not counted
+    excluded_failed: float
+    declared: timedelta  # the part of the window inside declared windows
+    outage: timedelta  # measured through the load balancer, within the window
+    windows: tuple[DeclaredWindow, ...] = ()
+
+    @property
+    def targets_down(self) -> timedelta:
+        if not self.scrapes:
+            return timedelta(0)
+        return (self.window - self.declared) * (self.failed / self.scrapes)
+
+    @property
+    def down(self) -> timedelta:
+        return self.targets_down + self.outage
+
+    @property
+    def share(self) -> float:
+        return max(0.0, 1 - self.down / self.window)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "uptime_percent": 100 * self.share,
+            "window_s": self.window.total_seconds(),
+            "scrapes": self.scrapes,
+            "failed_scrapes": self.failed,
+            "targets_down_s": self.targets_down.total_seconds(),
+            "declared_s": self.declared.total_seconds(),
+            "excluded_scrapes": self.excluded_scrapes,
+            "excluded_failed_scrapes": self.excluded_failed,
+            "outage_s": self.outage.total_seconds(),
+            "down_s": self.down.total_seconds(),
+            "declared": [_declared(w) for w in self.windows],
+        }
+
+    def explain(self) -> list[str]:
+        """What cost uptime, in words (nothing when nothing did)."""
+        found = []
+        if self.failed:
+            found.append(
+                f"{self.failed:.0f} failed scrapes of the service's targets outside declared"
+                f" windows (of {self.scrapes:.0f}: {self.targets_down.total_seconds():.1f} s down)"
+            )
+        if self.outage:
+            who = list(dict.fromkeys(_who(w) for w in self.windows if w.outages))
+            found.append(
+                f"{self.outage.total_seconds():.1f} s of outage through the load balancer during "
+                + (who[0] if len(who) == 1 else listing(who, "activities"))
+            )
+        if self.excluded_failed:
+            found.append(
+                f"{self.excluded_failed:.0f} failed scrapes inside declared windows not counted"
+            )
+        return found
+
+
+def _who(window: DeclaredWindow) -> str:
+    record = window.record
+    return f"{record.check} (run {record.run})" if record else "a declared window"
+
+
+def _declared(window: DeclaredWindow) -> dict[str, Any]:
+    record = window.record
+    found = (
+        {"check": record.check, "run": record.run, "activity": record.activity} if record else {}
+    )
+    return {**found, **window.to_dict()}
+
+
+def uptime(
+    reader: Reader,
+    targets: str,
+    window: timedelta,
+    declared: Sequence[DeclaredWindow] = (),
+    now: datetime | None = None,
+) -> Uptime:
+    """Uptime over the window ending ``now``, around the ``declared`` windows. The scrapes are
+    counted over each part of the window with PromQL's ``@``, all in one query."""
+    now = now or datetime.now(UTC)
+    start = now - window
+    inside = _union(((w.span.start, w.span.end) for w in declared), start, now)
+    outages = _union(((o.start, o.end) for w in declared for o in w.outages), start, now)
+    up = series("up", targets)
+
+    def over(spans: Spans, function: str) -> str:
+        terms = [
+            f"(sum({function}({up}[{promql_duration(b - a)}] @ {b.timestamp():.3f})) or vector(0))"
+            for a, b in spans
+        ]
+        return " + ".join(terms) or "vector(0)"
+
+    outside = _gaps(inside, start, now)
+    parts = {"up": "sum_over_time", "scrapes": "count_over_time"}
+    counts = reader.totals(
+        {
+            **{name: over(outside, function) for name, function in parts.items()},
+            **{f"excluded_{name}": over(inside, function) for name, function in parts.items()},
+        }
+    )
+    scrapes, excluded = counts.get("scrapes", 0.0), counts.get("excluded_scrapes", 0.0)
+    if not scrapes + excluded:
+        raise NoSamples.of(
+            "scrapes recorded", f"count_over_time({up}[{promql_duration(window)}])", window
+        )
+    return Uptime(
+        window=window,
+        scrapes=scrapes,
+        failed=scrapes - counts.get("up", 0.0),
+        excluded_scrapes=excluded,
+        excluded_failed=excluded - counts.get("excluded_up", 0.0),
+        declared=_length(inside),
+        outage=_length(outages),
+        windows=tuple(w for w in declared if w.span.end > start and w.span.start < now),
+    )
+
+
+def counted(ratio: Ratio) -> str:
+    return f"{ratio.bad:.0f} 5xx of {ratio.total:.0f} requests in {promql_duration(ratio.window)}"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What users saw (SLO-001): the share of requests answered without a 5xx, times the
+    share of the window they could reach the service (uptime, when the profile names the
+    service's scrape targets)."""
+
+    ratio: Ratio
+    uptime: Uptime | None
+
+    @property
+    def share(self) -> float:
+        return (1 - self.ratio.error_ratio) * (self.uptime.share if self.uptime else 1.0)
+
+    def explain(self) -> str:
+        return "; ".join([counted(self.ratio), *(self.uptime.explain() if self.uptime else [])])
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "availability_percent": 100 * self.share,
+            "served_percent": 100 * (1 - self.ratio.error_ratio),
+            "requests": self.ratio.total,
+            "5xx": self.ratio.bad,
+            "uptime": self.uptime.as_json() if self.uptime else None,
+        }
 
 
 # --- error budgets and burn rates ------------------------------------------------------------
@@ -382,6 +592,19 @@ class _SlothRaw(_Spec):
     error_ratio_query: WindowedQuery
 
 
+_SLOTH_API = "sloth.slok.dev"  # its Kubernetes resources' API group
+# Sloth's Kubernetes resource writes the SLI's keys in camelCase (errorQuery, …).
+_CAMEL = ConfigDict(alias_generator=to_camel)
+
+
+class _ResourceEvents(_SlothEvents):
+    model_config = _CAMEL
+
+
+class _ResourceRaw(_SlothRaw):
+    model_config = _CAMEL
+
+
 class _SlothSli(_Spec):
     events: _SlothEvents | None = None
     raw: _SlothRaw | None = None
@@ -397,6 +620,11 @@ class _SlothSli(_Spec):
         return _exactly_one(self, "events", "raw")
 
 
+class _ResourceSli(_SlothSli):
+    events: _ResourceEvents | None = None
+    raw: _ResourceRaw | None = None
+
+
 class _SlothSlo(_Spec):
     name: ObjectiveName
     objective: ObjectivePercent
@@ -406,21 +634,49 @@ class _SlothSlo(_Spec):
     alerting: dict[str, Any] = {}  # Sloth's alert generation: not what opsverify evaluates
 
 
-class _SlothSpec(_Spec):
-    version: Literal["prometheus/v1"]
+class _ResourceSlo(_SlothSlo):
+    sli: _ResourceSli
+
+
+class _SlothServiceLevels(_Spec):
     service: str = Field(min_length=1)
     labels: dict[str, str] = {}
     slos: list[_SlothSlo] = Field(min_length=1)
 
 
-def _sloth(path: Path, document: dict[str, Any]) -> list[SloObjective]:
-    spec = _parse(_SlothSpec, document, path, "")
+class _SlothSpec(_SlothServiceLevels):
+    version: Literal["prometheus/v1"]
+
+
+class _ResourceSpec(_SlothServiceLevels):
+    slos: list[_ResourceSlo] = Field(min_length=1)
+
+
+class _SlothResource(_Spec):
+    """Sloth's Kubernetes custom resource: the same service levels under ``spec``."""
+
+    apiVersion: Literal["sloth.slok.dev/v1"]
+    kind: Literal["PrometheusServiceLevel"]
+    metadata: dict[str, Any] = {}  # the object's name, namespace, labels: not measured
+    spec: _ResourceSpec
+    status: dict[str, Any] = {}  # what the Sloth controller did with it (kubectl get -o yaml)
+
+
+def _sloth(path: Path, documents: list[Any]) -> list[SloObjective]:
+    """Sloth specs (one or several documents) and PrometheusServiceLevel resources."""
     found = []
-    for slo in spec.slos:
-        events, raw = slo.sli.events, slo.sli.raw
-        found.append(
-            SloObjective(
+    for number, document in enumerate(documents, start=1):
+        where = f"document {number}" if len(documents) > 1 else ""
+        if isinstance(document, dict) and "apiVersion" in document:
+            spec: _SlothServiceLevels = _parse(_SlothResource, document, path, where).spec
+            where = f"{where}.spec" if where else "spec"
+        else:
+            spec = _parse(_SlothSpec, document, path, where)
+        for index, slo in enumerate(spec.slos):
+            events, raw = slo.sli.events, slo.sli.raw
+            objective = SloObjective(
                 name=slo.name,
+                service=spec.service,
                 objective=slo.objective,
                 window=SLOTH_PERIOD,
                 description=slo.description,
@@ -428,8 +684,14 @@ def _sloth(path: Path, document: dict[str, Any]) -> list[SloObjective]:
                 total=events.total_query if events else None,
                 error_ratio=raw.error_ratio_query if raw else None,
             )
-        )
+            found.append(_from(objective, path, f"{where}.slos[{index}]".lstrip(".")))
     return found
+
+
+def _from(objective: SloObjective, path: Path, key: str) -> SloObjective:
+    """The objective, remembering where it is defined (named when it is defined twice)."""
+    objective._origin = f"{path}: {key}"
+    return objective
 
 
 # OpenSLO v1 (https://github.com/OpenSLO/OpenSLO#specification)
@@ -622,18 +884,18 @@ def _openslo(path: Path, documents: list[Any]) -> list[SloObjective]:
             raise _problem(path, f"{key}.indicatorRef", missing)
         queries = _ratio_queries(path, f"{sli_key}.ratioMetric", sli.ratioMetric, sources)
         window = spec.timeWindow[0].duration if spec.timeWindow else None
-        for objective in spec.objectives:
-            several = len(spec.objectives) > 1
+        several = len(spec.objectives) > 1
+        for index, objective in enumerate(spec.objectives):
             name = f"{o.metadata.name}-{objective.percent:g}" if several else o.metadata.name
-            found.append(
-                SloObjective(
-                    name=name,
-                    objective=objective.percent,
-                    window=window,
-                    description=spec.description,
-                    **queries,
-                )
+            imported = SloObjective(
+                name=name,
+                service=spec.service,
+                objective=objective.percent,
+                window=window,
+                description=spec.description,
+                **queries,
             )
+            found.append(_from(imported, path, f"{where}.spec.objectives[{index}]"))
     return found
 
 
@@ -687,11 +949,13 @@ def import_spec(path: Path) -> list[SloObjective]:
         documents = documents[0]
     if not documents:
         raise SpecError(f"{path}: no document in the file")
-    if any(isinstance(d, dict) and "apiVersion" in d for d in documents):
+    dicts = [d for d in documents if isinstance(d, dict)]
+    if any("version" in d or str(d.get("apiVersion")).startswith(_SLOTH_API) for d in dicts):
+        return _sloth(path, documents)
+    if any("apiVersion" in d for d in dicts):
         return _openslo(path, documents)
-    if len(documents) == 1 and isinstance(documents[0], dict) and "version" in documents[0]:
-        return _sloth(path, documents[0])
     raise SpecError(
         f"{path}: expected a Sloth spec (version: prometheus/v1) or OpenSLO documents"
-        f" (apiVersion: {_OPENSLO})"
+        f" (apiVersion: {_OPENSLO}), or a Sloth PrometheusServiceLevel (apiVersion:"
+        f" {_SLOTH_API}/v1)"
     )

@@ -62,7 +62,7 @@ def restore_primary(settings: Settings) -> dict[str, object]:
     """Start the primary database and service again, and wait until both are healthy."""
     for name in ("postgres", "cronos-ai"):
         manager.start(settings, name)
-    return {"started": ["postgres", "cronos-ai"]}
+    return {"restarted": ["postgres", "cronos-ai"]}
 
 
 @dataclass
