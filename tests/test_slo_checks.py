@@ -106,12 +106,12 @@ def test_a_healthy_sandbox_meets_every_slo_with_its_queries_as_evidence(
     availability = found[f"SLO-001[{SERVICE}]"]
     assert availability["figures"] == {"availability_percent": 100.0, "uptime_percent": 100.0}
     (ratio, up) = evidence(tmp_path / "run", availability, "queries")
-    assert 'cronos_ai_http_requests_total{job="cronos-ai",status=~"5.."}[15m]' in ratio["promql"]
+    assert 'cronos_ai_http_requests_total{job="cronos-ai",status=~"5.."}[12h]' in ratio["promql"]
     assert "total" in {r["metric"]["opsverify_part"] for r in ratio["result"]}
     # Scrapes of the targets counted over the whole window (no drill declared one), at one
     # instant: successful ones and all.
     for function in ("sum_over_time", "count_over_time"):
-        assert f'(sum({function}(up{{job="cronos-ai"}}[15m] @ ' in up["promql"]
+        assert f'(sum({function}(up{{job="cronos-ai"}}[12h] @ ' in up["promql"]
     assert found[f"SLO-002[{SERVICE}]"]["figures"]["p95_ms"] < 100
     assert found[f"SLO-005[{SERVICE}]"]["figures"]["peak_rps"] > 0.1
     budget = evidence(
