@@ -21,6 +21,9 @@ from opsverify.drivers.repository import RepositoryError
     destructive=True,
     records="restore-drill",
 )
+# It times a recovery: it takes turns with load tests, probes and the failover drill (across
+# concurrent runs against the environment too).
+@pytest.mark.exclusive
 @pytest.mark.timeout(6 * 3600)  # each step is bounded by the profile's own timeouts
 def test_restore_drill(backup_repository, profile, evidence):
     backup, dr = profile.backup, profile.dr

@@ -338,6 +338,45 @@ def test_an_interrupted_failover_drill_fails_back(
     assert hook.stdout == ""  # the hook's process group went with the drill
 
 
+def test_a_second_ctrl_c_during_failback_does_not_abandon_it(
+    settings: sandbox.Settings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "verifying"
+    verify = {"command": ["sh", "-c", f"touch {marker}; sleep 60"], "timeout": "2m"}
+    profile = write_profile(settings, tmp_path, dr__failover__verify=verify)
+    folder = tmp_path / "run"
+    said = (tmp_path / "stderr").open("w")
+    process = subprocess.Popen(
+        [str(OPSVERIFY), "run", "--env", str(profile), "--run-dir", str(folder), "-k", "DRL-002"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=said,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert process.poll() is None, "the drill ended before it was interrupted"
+            assert time.monotonic() < deadline, "the drill never reached verify"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # the first: the drill stops, failback begins
+        for _ in range(3):  # and more, impatient, while it fails back
+            time.sleep(0.5)
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        said.close()
+    assert process.returncode == 2  # interrupted, and still failed back
+    assert "Ctrl-C: failing back to the primary" in (tmp_path / "stderr").read_text()
+    outcomes = {s["name"]: s["outcome"] for s in steps_of(folder)}
+    assert outcomes["verify"] == "interrupted"
+    assert outcomes["failback"] == "ok"
+    assert_primary_serves_alone(settings, profile)
+    assert readiness(folder)["run"]["interrupted"] is True
+
+
 def test_up_puts_right_a_sandbox_left_on_its_dr_site(
     settings: sandbox.Settings, profile: Path
 ) -> None:

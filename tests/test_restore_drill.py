@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -241,3 +242,33 @@ def test_a_wrong_repository_password_fails_the_drill_clearly_and_leaks_nothing(
     folder = sorted(tmp_path.glob("run-*"))[-1]
     assert files_holding(folder, wrong_value) == []
     assert list(scratch_of(profile).iterdir()) == []
+
+
+def test_users_writing_to_live_data_during_the_drill_are_not_the_drills_doing(
+    settings: sandbox.Settings, profile: Path, tmp_path: Path
+) -> None:
+    """A production database is written to all the time (here: a concurrent run's load
+    test, or users): the drill still passes, its sessions on live data proven read-only, and
+    what others changed meanwhile is listed as theirs."""
+    stop = threading.Event()
+    written = []
+
+    def users() -> None:
+        with superuser(settings) as conn:
+            while not stop.wait(0.05) and len(written) < 5000:  # bounded in count and time
+                conn.execute("INSERT INTO items (name) VALUES ('written meanwhile')")
+                written.append(1)
+
+    writer = threading.Thread(target=users, daemon=True)
+    writer.start()
+    try:
+        result = drill_run(profile, tmp_path)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert written, "nobody wrote while the drill ran"
+    assert result["status"] == "passed", result["message"]
+    assert result["figures"]["live_data_identical"] is False
+    live = evidence(tmp_path, result, "live-data")
+    assert live["read_only_sessions"] == [True, True]
+    assert live["changed_by_others"] == ["table public.items changed"]

@@ -133,7 +133,9 @@ def fingerprint(sources: BackupSources, until: datetime) -> dict[str, Any]:
         growing = (database.heartbeat, until) if database.heartbeat else None
         with postgres.consistent_view(database) as (conn, _):
             sums = postgres.table_sums(conn, growing)
+            row = conn.execute("SHOW transaction_read_only").fetchone()
         found["tables"] = {name: s.to_dict() for name, s in sums.items()}
+        found["read_only"] = row is not None and row[0] == "on"
     found["digest"] = hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()
     return found
 
@@ -409,7 +411,7 @@ def restore_drill(profile: Profile, config: BackupRepository, outcome: Outcome) 
     assert dr is not None and dr.scratch is not None
     sources = backup.sources
     repository = open_repository(config)
-    with live_data_untouched(sources, outcome):
+    with live_data_untouched(sources, outcome, dr.scratch):
         outcome.reference = datetime.now(UTC)
         with Scratch(dr.scratch) as scratch:
             manifest = _recover(outcome, repository, sources, scratch, config.data_timeout)
@@ -417,10 +419,15 @@ def restore_drill(profile: Profile, config: BackupRepository, outcome: Outcome) 
 
 
 @contextlib.contextmanager
-def live_data_untouched(sources: BackupSources | None, outcome: Outcome) -> Iterator[None]:
-    """Fingerprint live data before and after what runs inside, also after a failure or an
-    interruption: the proof that the drill left it alone (nothing to prove without
-    ``sources``)."""
+def live_data_untouched(
+    sources: BackupSources | None, outcome: Outcome, scratch: Path | None = None
+) -> Iterator[None]:
+    """The proof that the drill left live data alone, sound while users write to it: the
+    drill reads live data through read-only sessions only (PostgreSQL refuses a write in
+    them; each is verified read-only) and writes only below ``scratch``, which lies apart
+    from every live path, links resolved. Fingerprints before and after are kept, also after
+    a failure or an interruption: on a system nobody writes to they are identical; whatever
+    differs was written by others (the drill could write nothing there), and is listed so."""
     if sources is None:
         yield
         return
@@ -429,21 +436,42 @@ def live_data_untouched(sources: BackupSources | None, outcome: Outcome) -> Iter
         before_at = datetime.now(UTC)
         before = fingerprint(sources, before_at)
         detail.update(files=len(before["files"]), tables=len(before.get("tables", {})))
+    outcome.live = {"before": before["digest"], "heartbeat_rows_until": before_at.isoformat()}
+    if scratch is not None:
+        outcome.live["scratch"] = str(scratch)
+        if overlaps := _overlapping(scratch, sources):  # through a link: stop before writing
+            raise DrillError(f"scratch {scratch} overlaps live data: {', '.join(overlaps)}")
     try:
         yield
     finally:
-        outcome.live = {"before": before["digest"], "heartbeat_rows_until": before_at.isoformat()}
         try:
             with log.step("fingerprint live data (after)", "prove") as detail:
-                changed = differences(before, fingerprint(sources, before_at))
+                after = fingerprint(sources, before_at)
+                changed = differences(before, after)
                 detail.update(identical=not changed)
         except Exception as exc:  # noqa: BLE001 - whatever ended the drill must go on
             outcome.live.update(identical=None, error=str(exc))
             outcome.problems.append(f"live data could not be fingerprinted after the drill: {exc}")
         else:
-            outcome.live.update(identical=not changed, differences=changed)
-            if changed:
-                outcome.problems.append(f"live data changed during the drill: {', '.join(changed)}")
+            sessions = [before.get("read_only"), after.get("read_only")]
+            outcome.live.update(
+                identical=not changed,
+                read_only_sessions=sessions,
+                changed_by_others=changed,
+            )
+            if any(session is False for session in sessions):
+                outcome.problems.append("a session of the drill on live data was not read-only")
+
+
+def _overlapping(scratch: Path, sources: BackupSources) -> list[str]:
+    """Live paths the scratch folder is, holds or lies in, links resolved."""
+    mine = scratch.resolve()
+    found = []
+    for live in (sources.staging, *sources.data_paths, *sources.config_paths):
+        theirs = live.resolve()
+        if mine == theirs or theirs in mine.parents or mine in theirs.parents:
+            found.append(str(live))
+    return found
 
 
 def _recover(

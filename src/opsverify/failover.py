@@ -186,7 +186,10 @@ def failover_drill(profile: Profile, outcome: Outcome) -> None:
     assert profile.dr is not None
     sources = profile.backup.sources if profile.backup else None
     scratch = drill.Scratch(profile.dr.scratch, "dr-failover-") if profile.dr.scratch else None
-    with drill.live_data_untouched(sources, outcome), scratch or contextlib.nullcontext():
+    with (
+        drill.live_data_untouched(sources, outcome, profile.dr.scratch),
+        scratch or contextlib.nullcontext(),
+    ):
         _drill(profile, plan(profile, scratch, outcome), outcome)
 
 

@@ -160,6 +160,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "health: a health check of the target; traffic waits for it, not after failure"
     )
     config.addinivalue_line(
+        "markers", "exclusive: takes turns with traffic (a restore drill timing its recovery)"
+    )
+    config.addinivalue_line(
         "markers", "opsverify_replay: an activity of another cadence, read back from history"
     )
     env = config.getoption("opsverify_env")
@@ -366,7 +369,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _phase(item: pytest.Item) -> int:
     if item.get_closest_marker("reads_history"):
         return 2
-    return 1 if item.get_closest_marker("traffic") else 0
+    return 1 if _takes_turns(item) else 0
+
+
+def _takes_turns(item: pytest.Item) -> bool:
+    return any(item.get_closest_marker(m) for m in ("traffic", "exclusive"))
 
 
 def _replaying(item: pytest.Item) -> bool:
@@ -528,7 +535,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     xdist workers and across concurrent runs against the same environment. (xdist's
     loadgroup would do within one run, but 3.8 cannot group under pytest 9.2.)"""
     run = item.config.stash.get(_RUN, None)
-    if run is None or item.get_closest_marker("traffic") is None:
+    if run is None or not _takes_turns(item):
         return (yield)
     run.history.folder.mkdir(parents=True, exist_ok=True)
     # Waiting is bounded by the check's own timeout (pytest-timeout).
