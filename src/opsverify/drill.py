@@ -38,7 +38,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from opsverify import backups
+from opsverify import backups, message
 from opsverify.drivers import postgres
 from opsverify.drivers.repository import Repository, Snapshot, newest, open_repository
 from opsverify.profile import BackupRepository, BackupSources, PostgresSource, Profile
@@ -331,7 +331,7 @@ def _run(argv: list[str], cwd: Path, timeout: float, what: str, **owner: Any) ->
     except subprocess.TimeoutExpired:
         raise DrillError(f"{what} did not finish in {timeout:g} s") from None
     if done.returncode != 0:
-        raise DrillError(f"{what} exited {done.returncode}: {done.stderr.strip()[-1500:]}")
+        raise DrillError(f"{what} exited {done.returncode}: {message.tail(done.stderr, 1500)}")
 
 
 @dataclass

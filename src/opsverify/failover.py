@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from opsverify import drill, interrupt, outage
+from opsverify import drill, interrupt, message, outage
 from opsverify import probe as probing
 from opsverify.drivers import commands, http, postgres
 from opsverify.history import WINDOW_KEY, DeclaredWindow
@@ -101,7 +101,7 @@ def hook_action(hook: Hook, step: str, env: dict[str, str], folder: Path) -> Act
             method=call.method,
             json=call.body,
         )
-        detail.update(status=answer.status_code, answer=answer.text[:_ANSWER_EXCERPT])
+        detail.update(status=answer.status_code, answer=message.head(answer.text, _ANSWER_EXCERPT))
         if answer.status_code not in call.expect:
             expected = ", ".join(map(str, call.expect))
             raise RuntimeError(f"{call.url} answered {answer.status_code}, expected {expected}")

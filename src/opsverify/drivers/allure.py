@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from opsverify import message
+
 __all__ = ["ENV_VAR", "AllureError", "find_cli", "generate_html"]
 
 ENV_VAR = "OPSVERIFY_ALLURE"
@@ -235,7 +237,7 @@ def _run(
 
 def _tail(text: str) -> str:
     text = text.strip()
-    return text[-_TAIL_CHARS:] if text else "(no output)"
+    return message.tail(text, _TAIL_CHARS) if text else "(no output)"
 
 
 def _logs(home: Path) -> str:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from opsverify.evidence import REDACTOR
 from opsverify.profile import Command
 
 MAX_OUTPUT = 64 * 1024  # evidence keeps the head and the tail of anything longer
@@ -46,6 +47,8 @@ class Outcome:
 
 
 def _clip(text: str) -> str:
+    """The start and the end of a long output, masked before it is cut."""
+    text = REDACTOR.text(text)
     if len(text) <= MAX_OUTPUT:
         return text
     half = MAX_OUTPUT // 2

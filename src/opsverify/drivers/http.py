@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from opsverify import message
 from opsverify.profile import Endpoint, Service
 
 BODY_EXCERPT = 4096
@@ -100,6 +101,6 @@ def exchange(response: httpx.Response) -> dict[str, Any]:
             "http_version": response.http_version,
             "headers": dict(response.headers),
             "elapsed_ms": round(response.elapsed.total_seconds() * 1000, 2),
-            "body_excerpt": response.text[:BODY_EXCERPT],
+            "body_excerpt": message.head(response.text, BODY_EXCERPT),
         },
     }

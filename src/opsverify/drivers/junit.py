@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsverify import message as text
+
 
 class JunitError(Exception):
     """A file that is not a readable JUnit XML report."""
@@ -57,7 +59,7 @@ def _int(element: ET.Element, name: str) -> int:
 
 def _first_line(element: ET.Element) -> str:
     message = element.get("message") or (element.text or "").strip()
-    return message.splitlines()[0][:200] if message else ""
+    return text.head(message.splitlines()[0], 200) if message else ""
 
 
 def parse(path: Path) -> JunitReport:

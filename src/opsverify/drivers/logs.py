@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from opsverify import message
 from opsverify.drivers import http
 from opsverify.profile import LogBackend, TraceBackend
 
@@ -87,7 +88,7 @@ def _reason(response: httpx.Response) -> str:
             return f"{error.get('type')}: {error.get('reason')}"
         if isinstance(body, dict) and body.get("errors"):
             return "; ".join(str(e.get("msg", e)) for e in body["errors"])
-    return response.text.strip()[:300] or response.reason_phrase
+    return message.head(response.text.strip(), 300) or response.reason_phrase
 
 
 @contextlib.contextmanager

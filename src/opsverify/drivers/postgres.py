@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from opsverify import message
 from opsverify.profile import PostgresSource
 
 CONNECT_TIMEOUT_S = 5
@@ -174,7 +175,7 @@ def _run(argv: list[str], source: PostgresSource, what: str) -> None:
     except subprocess.TimeoutExpired:
         raise PostgresError(f"{what} did not finish in {timeout:g} s") from None
     if done.returncode != 0:
-        raise PostgresError(f"{what} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+        raise PostgresError(f"{what} exited {done.returncode}: {message.tail(done.stderr, 2000)}")
 
 
 def _address(source: PostgresSource) -> list[str]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from opsverify import message
 from opsverify.drivers.repository import Depth, RepositoryError, Snapshot, Verification
 from opsverify.profile import BackupRepository
 
@@ -47,7 +48,8 @@ class Restic:
                 time.sleep(_LOCK_POLL_S)
                 continue
             raise ResticError(
-                f"restic {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}"
+                f"restic {' '.join(args)} exited {done.returncode}: "
+                + message.tail(done.stderr, 2000)
             )
 
     def _call(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -115,7 +117,7 @@ class Restic:
             depth=depth,
             subset=subset,
             ok=ok,
-            output=output[-8000:],
+            output=message.tail(output, 8000),
             seconds=time.monotonic() - started,
         )
 
@@ -127,7 +129,7 @@ class Restic:
         for line in reversed(output.splitlines()):
             if '"summary"' in line:  # the last line; status lines come before it
                 return json.loads(line)["snapshot_id"]
-        raise ResticError(f"restic backup printed no summary: {output[-500:]}")
+        raise ResticError(f"restic backup printed no summary: {message.tail(output, 500)}")
 
     def forget(self, snapshot_ids: Sequence[str]) -> None:
         if snapshot_ids:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsverify import message as text
+
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 
 
@@ -157,7 +159,7 @@ def grype(data: Any) -> Report:
                 id=vuln.get("id", "?"),
                 package=package,
                 severity=_severity(vuln.get("severity")),
-                title=(title[0][:200] if title else "")
+                title=(text.head(title[0], 200) if title else "")
                 + (f" (fixed in {', '.join(fixed)})" if fixed else ""),
             )
         )
@@ -235,7 +237,7 @@ def sarif(data: Any) -> Report:
                     id=rule_id or "?",
                     package=where,
                     severity=_sarif_severity(result, rule),
-                    title=short or (message[0][:200] if message else ""),
+                    title=short or (text.head(message[0], 200) if message else ""),
                 )
             )
     return Report(
@@ -274,7 +276,7 @@ def pip_audit(data: Any) -> Report:
                     id=vuln.get("id", "?") + (f" ({', '.join(aliases)})" if aliases else ""),
                     package=f"{dep['name']}@{dep.get('version', '?')}",
                     severity="UNKNOWN",
-                    title=(title[0][:200] if title else "")
+                    title=(text.head(title[0], 200) if title else "")
                     + (f" (fixed in {', '.join(fixed)})" if fixed else ""),
                 )
             )

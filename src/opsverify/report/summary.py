@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsverify import message as text
 from opsverify.result import Status
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def render(run: Run) -> str:
         )
     lines += ["", "| | Check | Severity | Parameter | Message |", "|---|---|---|---|---|"]
     for r in run.ordered_results():
-        message = r.message.replace("|", "\\|").replace("\n", " ")[:200]
+        message = text.head(r.message, 200).replace("|", "\\|").replace("\n", " ")
         lines.append(
             f"| {_ICON[r.status]} | {r.meta.id} {r.meta.title} | {r.meta.severity} | "
             f"{r.parameter or ''} | {message} |"

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from opsverify import message
 from opsverify.check import NOT_APPLICABLE, meta_of
 from opsverify.result import CheckResult, Status
 
@@ -102,7 +103,7 @@ def print_summary(run: Run) -> None:
         reach = " (unreachable)" if r.unreachable else ""
         console.print(
             f"[{_STYLE[r.status]}]{_LABEL[r.status]}[/] {where} {r.meta.severity}{reach}: "
-            f"{escape(r.meta.title)} — {escape(r.message[:300])}",
+            f"{escape(r.meta.title)} — {escape(message.head(r.message, 300))}",
             markup=True,
             soft_wrap=True,
         )
