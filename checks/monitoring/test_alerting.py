@@ -5,11 +5,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
 from opsverify import family, message, not_applicable
 from opsverify.drivers import alertmanager as am
-from opsverify.drivers import docs
+from opsverify.drivers import docs, http
 from opsverify.drivers import prometheus as prom
 
 alerting_check = family(
@@ -100,7 +98,7 @@ def test_critical_alerts_page(alertmanager, evidence):
 
 
 def _delivered(probe_url: str, probe_id: str, timeout: float) -> dict | None:
-    response = httpx.get(probe_url, timeout=timeout)
+    response = http.get(probe_url, timeout=timeout)
     response.raise_for_status()
     for record in response.json():
         body = record.get("body")

@@ -34,8 +34,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from opsverify import drill, interrupt, message, outage
 from opsverify import probe as probing
 from opsverify.drivers import commands, http, postgres
@@ -335,18 +333,15 @@ class _Health:
     def wait(self, healthy: bool, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         asked, last = 0, "no answer"
-        with httpx.Client(
-            verify=http.tls_context(self.ca_file), timeout=outage.ASK_TIMEOUT_S
-        ) as client:
-            while True:
-                asked += 1
-                ok, last = outage.ask(client, str(self.url))
-                if ok == healthy:
-                    return {"url": str(self.url), "requests": asked, "last": last}
-                if time.monotonic() > deadline:
-                    wanted = "healthy" if healthy else "unhealthy"
-                    raise drill.DrillError(
-                        f"{self.url} not {wanted} within {timeout:g} s ({asked} requests, "
-                        f"the last {last})"
-                    )
-                time.sleep(_POLL_S)
+        while True:
+            asked += 1
+            ok, last = outage.ask(str(self.url), self.ca_file)
+            if ok == healthy:
+                return {"url": str(self.url), "requests": asked, "last": last}
+            if time.monotonic() > deadline:
+                wanted = "healthy" if healthy else "unhealthy"
+                raise drill.DrillError(
+                    f"{self.url} not {wanted} within {timeout:g} s ({asked} requests, "
+                    f"the last {last})"
+                )
+            time.sleep(_POLL_S)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import yaml
 
+from opsverify.drivers import http
 from opsverify.drivers.prometheus import ConfigReload, config_reload_of
 from opsverify.profile import Alertmanager
 
@@ -35,7 +35,7 @@ def _url(alertmanager: Alertmanager, path: str) -> str:
 
 def status(alertmanager: Alertmanager) -> dict[str, Any]:
     """``GET /api/v2/status``: cluster, version and the loaded configuration."""
-    response = httpx.get(
+    response = http.get(
         _url(alertmanager, "/api/v2/status"), timeout=alertmanager.timeout.total_seconds()
     )
     response.raise_for_status()
@@ -56,7 +56,7 @@ def config_reload(alertmanager: Alertmanager) -> ConfigReload:
 
 def alerts(alertmanager: Alertmanager) -> list[dict[str, Any]]:
     """``GET /api/v2/alerts``: every alert Alertmanager holds that has not ended."""
-    response = httpx.get(
+    response = http.get(
         _url(alertmanager, "/api/v2/alerts"), timeout=alertmanager.timeout.total_seconds()
     )
     response.raise_for_status()
@@ -65,8 +65,9 @@ def alerts(alertmanager: Alertmanager) -> list[dict[str, Any]]:
 
 def post_alerts(alertmanager: Alertmanager, batch: list[dict[str, Any]]) -> None:
     """``POST /api/v2/alerts``: what Prometheus does when an alert fires (or resolves)."""
-    response = httpx.post(
+    response = http.get(
         _url(alertmanager, "/api/v2/alerts"),
+        method="POST",
         json=batch,
         timeout=alertmanager.timeout.total_seconds(),
     )

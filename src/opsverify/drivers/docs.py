@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from opsverify.drivers import http
 from opsverify.drivers.prometheus import AlertingRule
 from opsverify.message import Finding
 
@@ -70,7 +71,7 @@ def _not_reached(exc: httpx.TransportError) -> str:
 def _fetched_problem(url: str, timeout: float) -> RunbookProblem | None:
     host = urlsplit(url).netloc
     try:
-        response = httpx.get(url, timeout=timeout, follow_redirects=True)
+        response = http.get(url, timeout=timeout, follow_redirects=True)
     except httpx.TransportError as exc:
         if "SSL" in str(exc) or "CERTIFICATE" in str(exc):  # it answered: its TLS is the finding
             return RunbookProblem("runbook host fails TLS verification", f"{url}: {exc}")

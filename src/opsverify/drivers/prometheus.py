@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from opsverify.drivers import http
 from opsverify.message import Finding
 from opsverify.profile import IncidentSeverity, Prometheus, RequiredAlert
 
@@ -22,7 +22,7 @@ class PrometheusError(RuntimeError):
 
 def _api(prometheus: Prometheus, path: str, params: dict[str, str] | None = None) -> Any:
     url = str(prometheus.url).rstrip("/") + path
-    response = httpx.get(url, params=params, timeout=prometheus.timeout.total_seconds())
+    response = http.get(url, params=params, timeout=prometheus.timeout.total_seconds())
     if response.status_code in (400, 422):  # bad_data / execution: the body says why
         body = response.json()
         raise PrometheusError(f"{path}: {body.get('errorType')}: {body.get('error')}")
@@ -217,7 +217,7 @@ def config_reload_of(url: str, component: str, timeout: float) -> ConfigReload:
     """``<component>_config_last_reload_successful`` and ``…_success_timestamp_seconds`` from
     the ``/metrics`` page of the ``component`` (prometheus, alertmanager) at ``url``."""
     base = url.rstrip("/")
-    response = httpx.get(f"{base}/metrics", timeout=timeout)
+    response = http.get(f"{base}/metrics", timeout=timeout)
     response.raise_for_status()
     prefix = f"{component}_config_last_reload_"
     values = {
