@@ -2,13 +2,12 @@
 "API documentation", "Runbooks created", "On-call playbook reviewed", "DR procedures
 documented"; Appendix › "Review Frequency: Quarterly"; Disaster Recovery › DR Objectives."""
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
 import yaml
 
-from opsverify import family, message, not_applicable
+from opsverify import family, message, not_applicable, userfile
 from opsverify.drivers import docs, http, openapi
 from opsverify.drivers import prometheus as prom
 
@@ -33,8 +32,7 @@ def _file_problem(path: Path) -> str | None:
 
 
 def _load(path: Path):  # noqa: ANN202 - JSON or YAML, whatever the document holds
-    text = path.read_text()
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return openapi.parse(userfile.read_text(path, "OpenAPI", userfile.MAX_DOCUMENT_BYTES))
 
 
 @doc_check(

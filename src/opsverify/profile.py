@@ -37,7 +37,6 @@ from opsverify.check import Cadence, Category, Severity
 from opsverify.evidence import REDACTOR
 from opsverify.sandbox.settings import BackupPlan, BackupRow
 from opsverify.sandbox.settings import Settings as SandboxSettings
-from opsverify.userfile import problem as yaml_problem  # noqa: F401 - slo.py's, until it moves
 
 ENVIRONMENTS_DIR = "environments"
 

@@ -42,11 +42,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from prometheus_client.utils import floatToGoString
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from opsverify import userfile
 from opsverify.history import DeclaredWindow
 from opsverify.message import listing
 from opsverify.profile import (
@@ -61,7 +61,6 @@ from opsverify.profile import (
     WindowedQuery,
     _explain,
     _location,
-    yaml_problem,
 )
 
 WINDOW = "{{window}}"
@@ -940,11 +939,9 @@ def _query(path: Path, key: str, metric: _Metric, sources: dict[str, str], wrap:
 def import_spec(path: Path) -> list[SloObjective]:
     """The objectives of a Sloth or OpenSLO spec file; SpecError names the file and key."""
     try:
-        documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot be read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: {yaml_problem(exc)}") from None
+        documents = userfile.load_yaml_documents(path, "SLO spec")
+    except userfile.UserFileError as exc:
+        raise SpecError(str(exc)) from None
     if len(documents) == 1 and isinstance(documents[0], list):  # OpenSLO's list form
         documents = documents[0]
     if not documents:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 MAX_BYTES = 1 << 20  # profiles, waivers, policy files, SLO specs
+MAX_DOCUMENT_BYTES = 16 << 20  # documents (OpenAPI, DR procedures): they grow larger
 MAX_NODES = 200_000  # values a document may hold once its aliases are expanded
 MAX_DEPTH = 64  # levels of nesting
 
@@ -65,15 +66,20 @@ def load_yaml(path: Path, what: str, max_bytes: int = MAX_BYTES) -> Any:
 
 def load_yaml_documents(path: Path, what: str, max_bytes: int = MAX_BYTES) -> list[Any]:
     """Every YAML document of the file, empty ones left out."""
-    text = read_text(path, what, max_bytes)
+    return parse_yaml(read_text(path, what, max_bytes), str(path))
+
+
+def parse_yaml(text: str, where: str) -> list[Any]:
+    """Every YAML document of ``text`` (JSON is YAML too), empty ones left out; problems are
+    UserFileErrors starting with ``where`` (a file's path, a URL)."""
     try:
         documents = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
     except yaml.YAMLError as exc:
-        raise UserFileError(f"{path}: {problem(exc)}") from None
+        raise UserFileError(f"{where}: {problem(exc)}") from None
     except RecursionError:
-        raise UserFileError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
+        raise UserFileError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
     for document in documents:
-        _bounded(path, document)
+        _bounded(where, document)
     return documents
 
 
@@ -84,7 +90,7 @@ def problem(exc: yaml.YAMLError) -> str:
     return f"not valid YAML{where}: {getattr(exc, 'problem', None) or type(exc).__name__}"
 
 
-def _bounded(path: Path, document: Any) -> None:
+def _bounded(where: str, document: Any) -> None:
     """Count the values the document holds with its aliases expanded, as every later walk
     will see them; stop at the first bound passed, long before an alias bomb goes off."""
     seen = 0
@@ -94,10 +100,10 @@ def _bounded(path: Path, document: Any) -> None:
         seen += 1
         if seen > MAX_NODES:
             raise UserFileError(
-                f"{path}: more than {MAX_NODES} values once its aliases are expanded"
+                f"{where}: more than {MAX_NODES} values once its aliases are expanded"
             )
         if depth > MAX_DEPTH:
-            raise UserFileError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+            raise UserFileError(f"{where}: nested deeper than {MAX_DEPTH} levels")
         stack.extend((child, depth + 1) for child in _children(node))
 
 

@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import yaml
 
+from opsverify import userfile
 from opsverify.drivers import http
 from opsverify.drivers.prometheus import AlertingRule
 from opsverify.message import Finding
@@ -258,14 +258,15 @@ def dr_objectives(path: Path) -> dict[str, tuple[timedelta, str]]:
     anywhere in it, with a value like ``4 hours`` or ``15m``. Anything else is read as text:
     the first ``RTO …: 4 hours`` and ``RPO …: 15 minutes`` lines.
     """
-    text = path.read_text()
     found: dict[str, tuple[timedelta, str]] = {}
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            _walk_yaml(yaml.safe_load(text), found)
-        except yaml.YAMLError as exc:
-            raise DocError(f"{path}: not valid YAML: {exc}") from None
-        return found
+    try:
+        text = userfile.read_text(path, "DR document", userfile.MAX_DOCUMENT_BYTES)
+        if path.suffix in (".yaml", ".yml"):
+            for document in userfile.parse_yaml(text, str(path)):
+                _walk_yaml(document, found)
+            return found
+    except userfile.UserFileError as exc:
+        raise DocError(str(exc)) from None
     for match in _MARKDOWN_OBJECTIVE.finditer(text):
         name = match[1].lower()
         if name not in found and (parsed := duration(match[2])) is not None:

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import yaml
-
-from opsverify import message
+from opsverify import message, userfile
 from opsverify.drivers.docs import DocError
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -230,9 +228,10 @@ def parse(text: str) -> Any:
     except ValueError:
         pass
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        documents = userfile.parse_yaml(text, "the document")
+    except userfile.UserFileError as exc:
         raise DocError(f"neither JSON nor YAML: {exc}") from None
+    return documents[0] if len(documents) == 1 else documents
 
 
 class _Document:
