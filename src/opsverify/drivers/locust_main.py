@@ -71,6 +71,7 @@ def in_charge(environment: Environment) -> bool:
 
 @events.init.add_listener
 def on_init(environment: Environment, **_: Any) -> None:
+    # Runs just before Locust starts its --run-time timer from the loop clock.
     gevent.get_hub().loop.update_now()
 
 
