@@ -5,6 +5,7 @@ every file and the terminal, early abort, and the production guard."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +22,8 @@ from opsverify.history import History
 from tests.helpers import ROOT, Outcome, opsverify, readiness, running_sandbox, write_profile
 
 SMOKE = {"name": "smoke", "users": 5, "spawn_rate": 5, "run_time": "5s"}
+# Locustfiles written the way Locust's documentation writes them (tests/data/load/locustfiles/).
+LOCUSTFILES = ROOT / "tests" / "data" / "load" / "locustfiles"
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +147,195 @@ def test_injected_errors_fail_the_error_rate_with_the_measured_figure(
     assert "; most frequent failure: " in check["message"] and "500" in check["message"]
     assert any(p.endswith("locust-failures.csv") for p in check["evidence"])
     assert_secret_kept(token, tmp_path, outcome)
+
+
+@contextlib.contextmanager
+def stopped(settings: sandbox.Settings, component: str) -> Iterator[None]:
+    """One of the sandbox's components stopped for the block, as an outage stops it."""
+    sandbox.stop(settings, component)
+    try:
+        yield
+    finally:
+        sandbox.start(settings, component)
+
+
+def test_failed_requests_are_no_throughput(settings, tmp_path) -> None:
+    """The service behind the load balancer is down: nginx answers every request with 502.
+    That is no throughput, overall or for one request, and a product failure, not an
+    unreachable target."""
+    profile = {
+        **SMOKE,
+        "users": 50,
+        "spawn_rate": 50,
+        "thresholds": ["rps >= 1", "GET /health: rps >= 0.2"],
+    }
+    quickstart = str(LOCUSTFILES / "quickstart.py")
+    with stopped(settings, "cronos-ai"):
+        outcome = run(settings, tmp_path, load__locustfile=quickstart, load__profiles=[profile])
+    assert outcome.code == 1, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    assert check["status"] == "failed" and not check["unreachable"], check["message"]
+    figures = check["figures"]
+    assert figures["requests"] > 0 and figures["failures"] == figures["requests"]
+    assert figures["rps"] == 0
+    assert "rps >= 1 (measured 0/s)" in check["message"]
+    assert "GET /health: rps >= 0.2 (measured 0/s)" in check["message"]
+    assert "502" in check["message"]
+
+
+@pytest.mark.parametrize("kind", ["quickstart", "fast"])  # HttpUser, FastHttpUser
+def test_unchanged_locustfiles_trust_the_profiles_ca(settings, tmp_path, kind) -> None:
+    """The sandbox's certificate is signed by a CA of its own, which the profile names."""
+    profile = {**SMOKE, "users": 50, "spawn_rate": 50, "thresholds": ["error_rate < 1%"]}
+    locustfile = str(LOCUSTFILES / f"{kind}.py")
+    outcome = run(settings, tmp_path, load__locustfile=locustfile, load__profiles=[profile])
+    assert outcome.code == 0, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    assert check["status"] == "passed", check["message"]
+    assert check["figures"]["requests"] > 0 and check["figures"]["failures"] == 0
+
+
+@pytest.mark.parametrize("kind", ["quickstart", "fast"])
+def test_a_ca_that_did_not_sign_the_target_is_a_certificate_finding(
+    settings, tmp_path, kind
+) -> None:
+    """The same locustfiles told to trust public CAs only (certifi's bundle): every request
+    fails on the certificate, a finding about the target, not an unreachable one."""
+    import certifi
+
+    profile = {**SMOKE, "users": 50, "spawn_rate": 50, "thresholds": ["error_rate < 1%"]}
+    outcome = run(
+        settings,
+        tmp_path,
+        load__locustfile=str(LOCUSTFILES / f"{kind}.py"),
+        load__ca_file=certifi.where(),
+        load__profiles=[profile],
+    )
+    assert outcome.code == 1, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    assert check["status"] == "failed" and not check["unreachable"], check["message"]
+    assert "CERTIFICATE_VERIFY_FAILED" in check["message"]
+
+
+def test_a_run_that_stops_itself_early_cannot_pass(settings, tmp_path) -> None:
+    """Five requests and two seconds into a 10 s run the locustfile quits: Locust's own rate
+    of those five requests is hundreds per second. The run did not happen as planned."""
+    profile = {
+        **SMOKE,
+        "users": 1,
+        "spawn_rate": 1,
+        "run_time": "10s",
+        "thresholds": ["rps >= 100", "p95 < 1s", "error_rate < 1%"],
+    }
+    stops = str(LOCUSTFILES / "stops_itself.py")
+    outcome = run(settings, tmp_path, load__locustfile=stops, load__profiles=[profile])
+    assert outcome.code == 1, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    assert check["status"] == "failed" and not check["unreachable"]
+    ended = re.search(r"the load ended after ([\d.]+) s of its 10 s run time", check["message"])
+    assert ended and 1.5 <= float(ended[1]) < 5, check["message"]
+    assert "5 requests, fewer than the 100 the profile needs (min_requests)" in check["message"]
+    figures = check["figures"]
+    assert figures["requests"] == 5 and figures["load_s"] == pytest.approx(float(ended[1]), 0.1)
+    assert figures["rps"] < 5  # successful requests over the seconds the load lasted
+    judged = json.loads(
+        (tmp_path / "run" / next(p for p in check["evidence"] if "thresholds" in p)).read_text()
+    )
+    assert {v["result"] for v in judged} == {"fail"}
+    assert all(v["measured"] is not None for v in judged)
+
+
+def test_a_full_run_with_too_few_requests_cannot_pass(settings, tmp_path) -> None:
+    """Two quickstart users for 5 s make a handful of requests: a p95 over them says
+    nothing."""
+    profile = {**SMOKE, "users": 2, "spawn_rate": 2, "thresholds": ["p95 < 1s"]}
+    quickstart = str(LOCUSTFILES / "quickstart.py")
+    outcome = run(settings, tmp_path, load__locustfile=quickstart, load__profiles=[profile])
+    assert outcome.code == 1, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    made = check["figures"]["requests"]
+    assert 0 < made < 20
+    needs = "fewer than the 100 the profile needs (min_requests)"
+    assert f"{made} requests, {needs}" in check["message"]
+    assert "ended after" not in check["message"]
+    # The same run with a minimum it meets passes.
+    enough = {**profile, "min_requests": 1}
+    again = tmp_path / "again"
+    again.mkdir()
+    outcome = run(settings, again, load__locustfile=quickstart, load__profiles=[enough])
+    assert checks(again)["LOAD-001[smoke]"]["status"] == "passed", outcome.output
+
+
+def test_a_load_shape_is_bounded_by_the_run_time_and_judged(settings, tmp_path) -> None:
+    """A four-minute LoadTestShape under a 6 s load profile: stopped at 6 s as Locust stops
+    other runs, its statistics judged, the shape named."""
+    profile = {
+        **SMOKE,
+        "run_time": "6s",
+        "min_requests": 10,
+        "thresholds": ["error_rate < 1%", "rps >= 100000"],
+    }
+    stages = str(LOCUSTFILES / "stages.py")
+    outcome = run(settings, tmp_path, load__locustfile=stages, load__profiles=[profile])
+    assert outcome.code == 1, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    message = check["message"]
+    assert "LoadTestShape StagesShape" in message and "1 of 2 thresholds failed" in message
+    assert "rps >= 100000 (measured" in message and "ended after" not in message
+    figures = check["figures"]
+    assert figures["shape"] == "StagesShape" and figures["requests"] >= 10
+    assert 5.5 <= figures["load_s"] < 8 and figures["duration_s"] < 30
+    command = json.loads(
+        (tmp_path / "run" / next(p for p in check["evidence"] if "command" in p)).read_text()
+    )
+    assert command["run"]["shape"] == "StagesShape"
+
+
+def test_a_run_past_its_deadline_keeps_its_figures(settings, tmp_path, monkeypatch) -> None:
+    """Users that hang when stopped keep Locust from finishing; stopped at its deadline it
+    still writes its statistics, and the verdict reports them."""
+    monkeypatch.setattr(locust, "GRACE_S", 4)  # a 3 s run may take 7 s in all
+    plan = locust.Plan(
+        LOCUSTFILES / "stuck_on_stop.py",
+        f"https://127.0.0.1:{settings.ports.https}",
+        users=2,
+        spawn_rate=2,
+        run_time_s=3,
+        ca_file=settings.layout().ca_cert,
+    )
+    outcome = locust.run(plan, tmp_path)
+    assert outcome.timed_out and outcome.stats is not None
+    assert outcome.stats.total.requests > 0
+    assert outcome.figures()["requests"] == outcome.stats.total.requests
+    assert any("did not finish within 7 s" in p for p in outcome.problems(min_requests=1))
+
+
+def test_a_database_outage_stops_the_load_test(settings, token, tmp_path) -> None:
+    """With the database down the items API answers 503 while /health still answers 200:
+    the load test stops within seconds instead of spending the error budget it judges."""
+    profile = {**SMOKE, "run_time": "30s", "thresholds": ["error_rate < 1%"]}
+    with stopped(settings, "postgres"):
+        outcome = run(settings, tmp_path, load__profiles=[profile])
+    assert outcome.code == 1, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    assert check["status"] == "failed" and not check["unreachable"]
+    message = check["message"]
+    said = re.search(r"stopped at ([\d.]+) s of 30 s: the target stopped answering: ", message)
+    assert said and 5 <= float(said[1]) < 15, message
+    assert "in the last 5 s" in message and "503" in message
+    assert check["figures"]["aborted"] is True and check["figures"]["duration_s"] < 25
+    assert_secret_kept(token, tmp_path, outcome)
+
+
+def test_a_host_nothing_listens_on_is_unreachable(settings, tmp_path) -> None:
+    closed = f"https://127.0.0.1:{settings.ports.dr_service}"  # no DR site runs: refused
+    profile = {**SMOKE, "thresholds": ["error_rate < 1%"]}
+    outcome = run(settings, tmp_path, load__host=closed, load__profiles=[profile])
+    assert outcome.code == 1, outcome.output
+    check = checks(tmp_path)["LOAD-001[smoke]"]
+    assert check["status"] == "failed" and check["unreachable"], check["message"]
+    assert check["message"].startswith(f"cannot reach 127.0.0.1:{settings.ports.dr_service}: ")
+    assert "Connection refused" in check["message"]
 
 
 @pytest.mark.parametrize("allow_destructive", [False, True])

@@ -135,17 +135,41 @@ def test_unreachable_targets_fail_within_the_deadline(settings, tmp_path) -> Non
     closed["url"] = f"https://127.0.0.1:{CLOSED_PORT}/health"
     # Accepts connections (the kernel does, from the backlog) and never answers.
     with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+        port = silent.getsockname()[1]
         hanging = probe(settings, "/", name="silent", timeout="1s", deadline="3s", warmup=0)
-        hanging["url"] = f"https://127.0.0.1:{silent.getsockname()[1]}/health"
+        hanging["url"] = f"https://127.0.0.1:{port}/health"
         checks = run(settings, tmp_path / "run", probes=[closed, hanging])
     for name in ("closed", "silent"):
         assert checks[name]["status"] == "failed" and checks[name]["unreachable"], checks[name]
-    assert (
-        "success 0.00% < 99.9% objective (40 × ConnectError (ConnectionRefusedError))"
-        in (checks["closed"]["message"])
+    message = checks["closed"]["message"]
+    assert message.startswith(f"cannot reach 127.0.0.1:{CLOSED_PORT}: "), message
+    # Refused at once: the probe stops once 20 requests in a row got no answer, 4 of them
+    # the warm-up, and lets at most the 3 others in flight finish.
+    refused = re.search(
+        r"success 0.00% < 99.9% objective \((\d+) × ConnectError \(ConnectionRefusedError\)\)",
+        message,
     )
+    assert refused and 16 <= int(refused[1]) <= 19, message
+    assert "the target stopped answering: 20 requests in a row failed" in message
+    assert checks["silent"]["message"].startswith(f"cannot reach 127.0.0.1:{port}: ")
     assert "did not finish 40 requests within 3 s" in checks["silent"]["message"]
     assert checks["silent"]["duration"] < 10
+
+
+def test_a_database_outage_stops_the_probe(settings, tmp_path) -> None:
+    """With the database down the items API answers 503: the probe stops after 20 such
+    answers in a row instead of sending its 200 requests into the outage."""
+    items = probe(settings, "/api/v1/items", auth=True, requests=200)
+    sandbox.stop(settings, "postgres")
+    try:
+        checks = run(settings, tmp_path / "run", probes=[items])
+    finally:
+        sandbox.start(settings, "postgres")
+    check = checks["items"]
+    assert check["status"] == "failed" and not check["unreachable"], check["message"]
+    assert check["figures"]["requests"] <= 19, check["figures"]
+    assert "the target stopped answering: 20 requests in a row failed" in check["message"]
+    assert "HTTP 503" in check["message"]
 
 
 def test_a_profile_without_probes_makes_the_check_not_applicable(settings, tmp_path) -> None:

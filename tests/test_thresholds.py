@@ -76,7 +76,8 @@ def test_the_live_csv_is_judged_by_its_own_figures() -> None:
     assert _judge("p99 <= 25ms", stats).passed
     rate = _judge("error_rate < 1%", stats)
     assert not rate.passed and rate.measured == pytest.approx(100 * 28 / 321)
-    assert _judge("rps >= 80", stats).passed and not _judge("rps >= 81", stats).passed
+    # Throughput is successful requests: 80.527 requests/s less 7.024 failures/s.
+    assert _judge("rps >= 73.5", stats).passed and not _judge("rps >= 73.6", stats).passed
     # Per request: GET and POST share a name, the method tells them apart.
     assert _judge("GET /api/v1/items/[id]: p95 < 3ms", stats).measured == 2
     assert _judge("POST /api/v1/items: error_rate < 10%", stats).measured == pytest.approx(
@@ -159,8 +160,30 @@ def test_final_rate_is_requests_over_the_span_of_the_run() -> None:
     span = max(e["last_request_timestamp"] for e in entries) - min(e["start_time"] for e in entries)
     final = locust.final_stats(FINAL)
     assert final is not None
-    assert final.total.rps == pytest.approx(final.total.requests / span)
+    assert final.total.rps == pytest.approx((final.total.requests - final.total.failures) / span)
+    for row in final.rows:  # 14 of the 218 GET /api/v1/items failed: 204 over the span
+        assert row.rps == pytest.approx((row.requests - row.failures) / span)
     assert 3 < span < 6  # a 5 s run
+
+
+def test_failed_requests_are_no_throughput(tmp_path: Path) -> None:
+    """Every request answered 502 by the load balancer: many requests per second, none of
+    them throughput, in the live CSV and in the statistics at exit."""
+    header = CSV.read_text().splitlines()[0]
+    rows = [
+        "GET,/health,500,500,1,1,0,3,150,100.0,100.0" + ",1" * 11,
+        ",Aggregated,500,500,1,1,0,3,150,100.0,100.0" + ",1" * 11,
+    ]
+    live = locust.stats_from_csv("\n".join([header, *rows]) + "\n")
+    assert live is not None
+    for scope in ("", "GET /health: "):
+        verdict = _judge(f"{scope}rps >= 1", live)
+        assert not verdict.passed and verdict.measured == 0
+    entry = json.loads(FINAL.read_text())[3]  # GET /health
+    (tmp_path / "all-failed.json").write_text(json.dumps([entry | {"num_failures": 34}]))
+    final = locust.final_stats(tmp_path / "all-failed.json")
+    assert final is not None and final.total.requests == 34
+    assert final.total.rps == 0 and final.rows[0].rps == 0
 
 
 def test_missing_or_broken_final_statistics_are_none(tmp_path: Path) -> None:
@@ -198,3 +221,38 @@ def test_a_verdict_names_the_request_it_judged() -> None:
     assert _judge("p95 < 1s", stats).scope == "all requests"
     empty = thresholds.Stats((), thresholds.Row("", "Aggregated", 0, 0, 0.0, {}))
     assert _judge("p95 < 1s", empty).note == "no samples: no request was made"
+
+
+@pytest.mark.parametrize(
+    ("error", "got"),
+    [  # as Locust 2.47 names them in its failures CSV, HttpUser then FastHttpUser
+        ("HTTPError('503 Server Error: Service Unavailable for url: /ready')", locust.SERVER_ERROR),
+        ("LocustBadStatusCode(code=502)", locust.SERVER_ERROR),
+        ("HTTPError('404 Client Error: Not Found for url: 404')", locust.ANSWERED),
+        ("LocustBadStatusCode(code=401)", locust.ANSWERED),
+        ("CatchResponseError('request timed out')", locust.ANSWERED),
+        ("ConnectionRefusedError(111, 'Connection refused')", locust.NONE),
+        ("RetriesExceeded('http://127.0.0.1:28998/silent', 0, original=timed out)", locust.NONE),
+        (
+            "ReadTimeout(ReadTimeoutError(\"HTTPConnectionPool(host='127.0.0.1', port=28997):"
+            ' Read timed out. (read timeout=1)"))',
+            locust.NONE,
+        ),
+        ("ConnectionResetError(104, 'Connection reset by peer')", locust.NONE),
+        ("HTTPConnectionClosed('connection closed.')", locust.NONE),
+        ("gaierror(-2, 'Name or service not known')", locust.NONE),
+        (
+            "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate"
+            " verify failed: unable to get local issuer certificate (_ssl.c:1006)'))",
+            locust.TLS,
+        ),
+        (
+            "SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)')",
+            locust.TLS,
+        ),
+    ],
+)
+def test_failed_requests_are_told_apart_by_what_they_got(error: str, got: str) -> None:
+    """A 5xx or no answer is what a target that stopped answering gives; a 4xx or a
+    locustfile's own verdict is an answer; a TLS failure is a finding."""
+    assert locust.answer(error) == got

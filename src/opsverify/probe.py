@@ -13,7 +13,9 @@ p % of the measurements do not exceed. It is always a latency some request reall
 "p95 ≤ 500 ms" reads exactly as "at least 95 % of the requests took at most 500 ms".
 
 Bounded: ``warmup + requests`` requests, ``concurrency`` at a time, each within ``timeout``,
-all within ``deadline``; whatever is still in flight then is cancelled.
+all within ``deadline``; whatever is still in flight then is cancelled. A probe stops sending
+once the target stopped answering (``OUTAGE_STREAK`` requests in a row, warm-up included,
+failed with a 5xx or without an answer): it must not spend the error budget it judges.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from opsverify.drivers import http
 from opsverify.profile import Probe
 
 PERCENTILES = (50, 90, 95, 99)
+OUTAGE_STREAK = 20
 _CHAIN_LIMIT = 10  # exception causes followed to name the root of a transport error
 
 
@@ -45,6 +48,16 @@ class Outcome:
     error: str | None = None  # why not: exception type (and its root cause)
     detail: str = ""
 
+    @property
+    def unanswered(self) -> bool:
+        """No HTTP answer, and not because of the target's certificate (that is an answer)."""
+        return self.status is None and "SSL" not in (self.error or "")
+
+    @property
+    def down(self) -> bool:
+        """What a target that stopped answering gives: a 5xx or no answer."""
+        return self.unanswered or (self.status or 0) >= 500
+
 
 @dataclass(frozen=True)
 class Result:
@@ -53,6 +66,7 @@ class Result:
     measured: list[Outcome]  # in the order they finished
     seconds: float  # the whole probe, warm-up included
     finished: bool  # every request done before the deadline
+    outage: bool = False  # stopped: the target stopped answering
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -67,14 +81,15 @@ class Result:
         return 100 * len(self.latencies_ms) / len(self.measured)
 
     @property
-    def unreachable(self) -> bool:
-        """No request got any HTTP answer, and not because of the target's certificate."""
+    def unreachable(self) -> str | None:
+        """Why the target counts as unreachable: no request got an answer (a TLS failure is
+        one, and a finding)."""
         outcomes = self.warmup + self.measured
-        return (
-            bool(outcomes)
-            and all(o.status is None for o in outcomes)
-            and not any("SSL" in (o.error or "") for o in outcomes)
-        )
+        if not outcomes or not all(o.unanswered for o in outcomes):
+            return None
+        url = httpx.URL(str(self.probe.url))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return f"cannot reach {url.host}:{port}: {self.message()}"
 
     def percentile(self, p: float) -> float | None:
         ordered = sorted(self.latencies_ms)
@@ -94,6 +109,13 @@ class Result:
         """Each objective missed, measured against wanted; empty when the probe passed."""
         probe, wanted = self.probe, self.probe.objectives
         found = []
+        if self.outage:
+            sent = len(self.warmup) + len(self.measured)
+            found.append(
+                f"the target stopped answering: {OUTAGE_STREAK} requests in a row failed"
+                f" (a 5xx or no answer); stopped after {sent} of {probe.warmup + probe.requests}"
+                " requests"
+            )
         if not self.finished:
             found.append(
                 f"did not finish {probe.requests} requests within {_seconds(probe.deadline)}"
@@ -139,6 +161,7 @@ class Result:
                 "deadline_seconds": probe.deadline.total_seconds(),
             },
             "finished": self.finished,
+            "stopped_by_outage": self.outage,
             "wall_seconds": round(self.seconds, 3),
             "measured_requests": len(self.measured),
             "latency_definition": (
@@ -186,15 +209,24 @@ async def _run(probe: Probe, headers: dict[str, str]) -> Result:
     timeout = probe.timeout.total_seconds()
     start = time.perf_counter()
     finished = True
+    streak = 0  # requests in a row, in the order they finished, that found the target down
+    outage = False
     async with httpx.AsyncClient(
         verify=http.tls_context(probe.ca_file), timeout=timeout, limits=limits, headers=headers
     ) as client:
 
         async def worker() -> None:
             # The workers share one iterator: each takes the next request number until none is
-            # left, so exactly warmup + requests are sent, at most concurrency at a time.
+            # left, so exactly warmup + requests are sent, at most concurrency at a time; none
+            # once the target stopped answering.
+            nonlocal streak, outage
             for index in slots:
-                done.append((index, await _request(client, probe.method, str(probe.url), timeout)))
+                outcome = await _request(client, probe.method, str(probe.url), timeout)
+                done.append((index, outcome))
+                streak = streak + 1 if outcome.down else 0
+                outage = outage or streak >= OUTAGE_STREAK
+                if outage:
+                    return
 
         try:
             async with asyncio.timeout(probe.deadline.total_seconds()):
@@ -207,6 +239,7 @@ async def _run(probe: Probe, headers: dict[str, str]) -> Result:
         measured=[o for i, o in done if i >= probe.warmup],
         seconds=time.perf_counter() - start,
         finished=finished,
+        outage=outage,
     )
 
 

@@ -968,6 +968,8 @@ class LoadProfile(Model):
     spawn_rate: float = Field(gt=0)  # users started per second
     run_time: Annotated[Duration, AfterValidator(_whole_seconds)]
     processes: int = Field(1, ge=1, le=64)  # > 1: Locust's master and this many workers
+    # Fewer requests prove nothing: a p99 over fewer than 100 is the slowest request.
+    min_requests: int = Field(100, ge=1)
     cadences: list[Cadence] = Field(min_length=1)  # default for smoke and standard
     thresholds: list[LoadThreshold] = Field(min_length=1)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -130,6 +130,10 @@ class Verdict:
     def describe(self) -> str:
         got = self.note or f"measured {_figure(self.measured)}{self.unit}"
         return f"{self.threshold} ({got})"
+
+    def void(self, why: str) -> Verdict:
+        """This verdict on a run that cannot be judged: failed, whatever it measured."""
+        return replace(self, passed=False, note=self.note or f"cannot pass: {why}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
