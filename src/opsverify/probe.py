@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from opsverify import message
 from opsverify.drivers import http
 from opsverify.profile import Probe
 
@@ -257,7 +258,9 @@ async def _request(client: httpx.AsyncClient, method: str, url: str, timeout: fl
         detail = f"no complete answer within {timeout:g} s"
         return Outcome(time.perf_counter() - start, error="Timeout", detail=detail)
     except httpx.HTTPError as exc:
-        return Outcome(time.perf_counter() - start, error=_describe(exc), detail=str(exc)[:300])
+        return Outcome(
+            time.perf_counter() - start, error=_describe(exc), detail=message.head(str(exc), 300)
+        )
     return Outcome(time.perf_counter() - start, status=response.status_code)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from opsverify import message
 from opsverify.thresholds import PERCENTILES, Row, Stats, Verdict
 
 TOKEN_ENV = "API_TOKEN"  # the locustfile reads its bearer token here
@@ -364,7 +365,8 @@ def run(plan: Plan, folder: Path, abort: Abort | None = None) -> Outcome:
         stats=final_stats(files["json"], facts.load),
         files=files,
         facts=facts,
-        log_tail=files["log"].read_bytes()[-LOG_TAIL:].decode(errors="replace"),
+        # Masked before it is cut: a cut inside a secret would leave a fragment unmasked.
+        log_tail=message.tail(files["log"].read_bytes().decode(errors="replace"), LOG_TAIL),
         exceptions=[f"{r['Count']}x {r['Message']}" for r in _rows(files["exceptions"])],
         failures=[f"{r['Occurrences']}x {r['Method']} {r['Name']}: {r['Error']}" for r in failures],
         unanswered=_unanswered(failures),
