@@ -181,4 +181,4 @@ def test_malformed_waiver_file_stops_before_any_check(
 
 def test_explicit_waiver_file_must_exist(waivable: Suite) -> None:
     outcome = waivable.run("--waivers", "nope.yaml")
-    assert outcome.code == 4 and "nope.yaml: waiver file not found" in outcome.stderr
+    assert outcome.code == 4 and "nope.yaml: waiver not found" in outcome.stderr

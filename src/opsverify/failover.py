@@ -26,7 +26,6 @@ before and after, as in the restore drill.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -256,7 +255,7 @@ def _fail_back(outcome: Outcome, plan: Plan, health: _Health, timeout: float) ->
             )
             outcome.problems.insert(0, outcome.left_behind)
             # Said now, in red: an interrupted run may never get to report this check.
-            sys.stderr.write(f"\n\033[1;31m{outcome.left_behind}\033[0m\n")
+            interrupt.alert(outcome.left_behind)
         finally:
             if "cleanup" in actions:
                 try:

@@ -18,7 +18,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 REASON = "interrupted (Ctrl-C)"  # why a run that saw one did not complete
@@ -27,10 +27,26 @@ _deferring: list[str] = []  # what is being finished first, innermost last
 _pending = False
 
 
-def install() -> None:
-    """Take over SIGINT in this process (the main thread only can)."""
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+_say: Callable[[str], None] = _to_stderr
+
+
+def install(say: Callable[[str], None] | None = None) -> None:
+    """Take over SIGINT in this process (the main thread only can). ``say`` reaches the
+    operator's terminal (pytest captures stderr while a check runs)."""
+    global _say
+    _say = say or _to_stderr
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _handler)
+
+
+def alert(text: str) -> None:
+    """Tell the operator now, in red, whatever is being captured."""
+    _say(f"\n\033[1;31m{text}\033[0m\n")
 
 
 def received() -> int:
@@ -49,10 +65,7 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if not _deferring:
         raise KeyboardInterrupt
     _pending = True
-    sys.stderr.write(
-        f"\n\033[1;31mCtrl-C: {_deferring[-1]} first; opsverify stops when it is done.\033[0m\n"
-    )
-    sys.stderr.flush()
+    alert(f"Ctrl-C: {_deferring[-1]} first; opsverify stops when it is done.")
 
 
 @contextlib.contextmanager

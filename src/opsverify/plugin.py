@@ -98,6 +98,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _to_terminal(config: pytest.Config, text: str) -> None:
+    """Write past pytest's output capture: the operator must see it while a check runs."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
 def _chain(exc: BaseException | None) -> list[BaseException]:
     """An exception and those it was raised from or while handling, outermost first."""
     found: list[BaseException] = []
@@ -183,7 +191,8 @@ def pytest_configure(config: pytest.Config) -> None:
         with contextlib.suppress(profiles.ProfileError):
             REDACTOR.add(ref.resolve())
     config.stash[_PROFILE] = profile
-    interrupt.install()  # a Ctrl-C is noticed, whatever a library makes of it
+    # A Ctrl-C is noticed, whatever a library makes of it.
+    interrupt.install(say=lambda text: _to_terminal(config, text))
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         run_dir = Path(worker[_WORKER_KEY])
@@ -573,8 +582,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         and (call.when == "call" or (call.when == "setup" and not report.passed))
     ):
         _note_health(item, report)  # before a waiver: a waived failure is still unhealthy
-        if report.failed and call.when in ("setup", "call"):
-            _apply_waiver(item, meta, report)
+    failed = meta is not None and call.excinfo is not None and report.failed
+    if failed and call.when in ("setup", "call"):
+        _apply_waiver(item, meta, report)
     return report
 
 
